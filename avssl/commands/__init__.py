@@ -1,0 +1,1 @@
+"""Sub-commands of the `avssl` command line (see avssl/cli.py)."""

@@ -1,0 +1,1 @@
+"""Tensors to datasets: the corpus manifest, corpus preparation, datasets and benchmark adapters."""

@@ -1,0 +1,1 @@
+"""Encoders and heads, and adapters for the official checkpoints (no training logic)."""

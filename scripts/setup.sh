@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Create .venv and install avssl with everything it needs.
+# Called by `make test` and `make demo`; safe to re-run (it is skipped when nothing changed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
+
+# TorchCodec needs the system FFmpeg libraries. Install them when we can (root + apt);
+# without them avssl falls back to PyAV, which ships its own FFmpeg.
+if ! command -v ffmpeg >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing FFmpeg libraries for TorchCodec (apt-get)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) \
+      || echo "[setup] apt-get ffmpeg failed; avssl will decode with PyAV"
+  else
+    echo "[setup] no system FFmpeg and no root apt-get; avssl will decode with PyAV"
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $PYTHON"
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+# torch and torchvision first: pip takes these exact releases from the local wheel cache when present.
+.venv/bin/python -m pip install -q -c constraints.txt torch==2.14.1 torchvision==0.29.1
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[test]"
+echo "[setup] done: $(.venv/bin/python -c 'import avssl, torch; print("avssl", avssl.__version__, "torch", torch.__version__)')"
