@@ -13,6 +13,13 @@ import sys
 # name -> module in avssl.commands. Keep in the order a user meets them.
 COMMANDS: dict[str, str] = {
     "prepare": "avssl.commands.prepare",
+    "pretrain": "avssl.commands.pretrain",
+    "evaluate": "avssl.commands.evaluate",
+    "extract": "avssl.commands.extract",
+    "clusters": "avssl.commands.clusters",
+    "zoo": "avssl.commands.zoo",
+    "synth": "avssl.commands.synth",
+    "concepts": "avssl.commands.concepts",
 }
 
 

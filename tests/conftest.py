@@ -38,3 +38,39 @@ def parity_dir() -> Path:
     if not PARITY_DIR.is_dir():
         pytest.skip(f"parity fixtures not found at {PARITY_DIR} (set AVSSL_PARITY_DIR)")
     return PARITY_DIR
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """Manifest of a small embedded corpus (16 labelled 2–4 s clips), generated once per session."""
+    from avssl.data.manifest import Manifest, ManifestRow
+    from avssl.data.synthetic import generate_corpus
+    from avssl.media import decode
+
+    out = generate_corpus(tmp_path_factory.mktemp("tiny_corpus"), num_clips=16, seed=0, workers=1, progress=False)
+    rows = []
+    for path in sorted(Path(out).rglob("*.mp4")):
+        info = decode.probe(path, count_frames=False)
+        rows.append(
+            ManifestRow(
+                path=str(path.relative_to(out)), duration=info.duration, has_video=info.has_video,
+                has_audio=info.has_audio, fps=float(info.fps), width=info.width, height=info.height,
+                sample_rate=info.sample_rate, channels=info.channels, label=path.parent.name,
+            )
+        )
+    return Manifest(rows, out).write(Path(out) / "manifest.csv")
+
+
+@pytest.fixture(scope="session")
+def make_state_module(parity_dir: Path):
+    """``make_state.py`` of the parity folder: regenerates the weights behind every model fixture."""
+    import importlib.util
+    import sys
+
+    name = "parity_make_state"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, parity_dir / "make_state.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

@@ -48,18 +48,43 @@ def list_encoders(pattern: str = "*") -> list[str]:
     return sorted(n for n in _FACTORIES if fnmatch.fnmatch(n, pattern))
 
 
-def create_encoder(
-    name: str, checkpoint_path: str | Path | None = None, **kwargs
-) -> nn.Module:
-    """Build encoder ``name``; load ``checkpoint_path`` (any supported release layout) if given.
+def describe_encoder(name: str) -> str:
+    """First line of the factory's docstring (used by the model table in docs/models.md)."""
+    _load_model_modules()
+    if name not in _FACTORIES:
+        raise KeyError(f"unknown encoder {name!r}")
+    doc = (_FACTORIES[name].__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
 
-    Extra ``kwargs`` go to the encoder's factory (e.g. ``pool="avg"``).
+
+def create_encoder(
+    name: str,
+    checkpoint_path: str | Path | None = None,
+    pretrained: str | None = None,
+    **kwargs,
+) -> nn.Module:
+    """Build encoder ``name``; load weights from ``checkpoint_path`` or the zoo entry ``pretrained``.
+
+    ``checkpoint_path`` may be a file of any supported release layout or an avssl checkpoint.
+    ``pretrained`` names an entry of :mod:`avssl.models.zoo` (``avssl zoo list``); its file is
+    downloaded into ``torch.hub.get_dir()/checkpoints`` on first use. Extra ``kwargs`` go to the
+    encoder's factory (e.g. ``pool="avg"``). The name and kwargs are recorded on the instance as
+    ``registry_name`` and ``registry_kwargs`` so that :func:`avssl.models.checkpoints.avssl_native.
+    save_encoder` can rebuild it.
     """
     _load_model_modules()
     if name not in _FACTORIES:
         close = ", ".join(list_encoders()) or "none registered"
         raise KeyError(f"unknown encoder {name!r}; available: {close}")
+    if checkpoint_path is not None and pretrained is not None:
+        raise ValueError("give either checkpoint_path or pretrained, not both")
+    if pretrained is not None:
+        from avssl.models import zoo
+
+        checkpoint_path = zoo.checkpoint_for_encoder(pretrained, name)
     encoder = _FACTORIES[name](**kwargs)
+    encoder.registry_name = name
+    encoder.registry_kwargs = dict(kwargs)
     if checkpoint_path is not None:
         from avssl.models.checkpoints import load_checkpoint
 

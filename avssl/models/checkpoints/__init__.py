@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import io
+import pickle
 import pkgutil
 import zipfile
 from collections.abc import Callable, Mapping
@@ -39,11 +40,14 @@ class CheckpointMismatchError(CheckpointError):
         missing: list[str],
         unexpected: list[str],
         wrong_shape: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
+        hint: str = "",
     ) -> None:
         self.source, self.missing, self.unexpected, self.wrong_shape = (
             source, missing, unexpected, wrong_shape,
         )
         lines = [f"checkpoint {source} does not fit the encoder:"]
+        if hint:
+            lines.append(f"  {hint}")
         if missing:
             lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
         if unexpected:
@@ -61,12 +65,16 @@ class CheckpointLayout:
     the state dict in the encoder's key names (dropping what belongs to other components, such as
     projection heads or the other modality), or ``None`` when it does not apply.
     ``optional(key)`` says which encoder keys a file of this layout may lack (e.g. XDC's ``fc.*``).
+    ``modality`` is the modality of the encoder a file of this layout holds, when the layout
+    implies one (used to explain a mismatch such as an audio file given to a video encoder).
+    An ``extract`` may raise :class:`CheckpointError` for a file of its kind that is unusable.
     """
 
     name: str
     description: str
     extract: Callable[[Any, nn.Module], StateDict | None]
     optional: Callable[[str], bool] = field(default=lambda key: False)
+    modality: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,7 +136,14 @@ def read_checkpoint(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
     except CheckpointError:
         raise
-    except Exception as exc:  # corrupted, truncated, or needs code to unpickle
+    except pickle.UnpicklingError as exc:
+        # torch.load(weights_only=True) refuses globals outside its allow-list.
+        raise CheckpointError(
+            f"checkpoint {path}: refused — it needs code to unpickle (custom classes or functions), "
+            f"and avssl reads checkpoints with weights_only=True so that a downloaded file cannot "
+            f"run code. Re-save it as plain tensors/dicts. Details: {exc}"
+        ) from exc
+    except Exception as exc:  # corrupted or truncated
         raise CheckpointError(f"checkpoint {path}: cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
@@ -137,6 +152,7 @@ def load_state_strict(
     state: Mapping[str, torch.Tensor],
     source: str,
     optional: Callable[[str], bool] = lambda key: False,
+    hint: str = "",
 ) -> list[str]:
     """Copy ``state`` into ``encoder``; raise :class:`CheckpointMismatchError` on any mismatch.
 
@@ -152,24 +168,48 @@ def load_state_strict(
         if k in own and tuple(state[k].shape) != tuple(own[k].shape)
     ]
     if missing or unexpected or wrong_shape:
-        raise CheckpointMismatchError(source, missing, unexpected, wrong_shape)
+        raise CheckpointMismatchError(source, missing, unexpected, wrong_shape, hint)
     encoder.load_state_dict(dict(state), strict=False)
     return absent_optional
 
 
-def load_checkpoint(encoder: nn.Module, checkpoint: str | Path | Mapping[str, Any]) -> LoadReport:
-    """Load a file (or an already-read object) of any registered layout into ``encoder``."""
-    source = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "<in-memory checkpoint>"
+def _describe(encoder: nn.Module) -> str:
+    name = getattr(encoder, "registry_name", None)
+    return f"{name} ({type(encoder).__name__})" if name else type(encoder).__name__
+
+
+def load_checkpoint(
+    encoder: nn.Module, checkpoint: str | Path | Mapping[str, Any], *, source: str | None = None
+) -> LoadReport:
+    """Load a file (or an already-read object) of any registered layout into ``encoder``.
+
+    ``source`` names an already-read object in error messages (default: the path).
+    """
+    if source is None:
+        source = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "<in-memory checkpoint>"
     obj = read_checkpoint(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
     for layout in list_layouts():
-        state = layout.extract(obj, encoder)
+        try:
+            state = layout.extract(obj, encoder)
+        except CheckpointError as exc:
+            raise CheckpointError(f"checkpoint {source} ({layout.name} layout): {exc}") from exc
         if state is None:
             continue
-        absent = load_state_strict(encoder, state, f"{source} ({layout.name})", layout.optional)
+        hint = ""
+        modality = getattr(encoder, "modality", None)
+        if layout.modality and modality and layout.modality != modality:
+            hint = (
+                f"the file holds {layout.modality} weights ({layout.name} layout), but "
+                f"{_describe(encoder)} is a {modality} encoder"
+            )
+        absent = load_state_strict(
+            encoder, state, f"{source} ({layout.name} layout) -> {_describe(encoder)}",
+            layout.optional, hint,
+        )
         return LoadReport(layout.name, source, len(state), absent)
     names = ", ".join(layout.name for layout in _LAYOUTS)
     keys = list(obj.keys())[:8] if isinstance(obj, Mapping) else type(obj).__name__
     raise CheckpointError(
-        f"checkpoint {source}: no known layout fits encoder {type(encoder).__name__} "
+        f"checkpoint {source}: no known layout fits encoder {_describe(encoder)} "
         f"(first keys: {keys}); known layouts: {names}"
     )
