@@ -20,16 +20,21 @@ COMMANDS: dict[str, str] = {
     "zoo": "avssl.commands.zoo",
     "synth": "avssl.commands.synth",
     "concepts": "avssl.commands.concepts",
+    "demo": "avssl.commands.demo",
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only``, the other sub-commands' modules are not imported (fast start)."""
     from avssl import __version__
 
     parser = argparse.ArgumentParser(prog="avssl", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"avssl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module_name in COMMANDS.items():
+        if only is not None and name != only:
+            sub.add_parser(name)
+            continue
         module = importlib.import_module(module_name)
         help_text = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None
         cmd = sub.add_parser(name, help=help_text, description=module.__doc__)
@@ -39,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command if command in COMMANDS else None).parse_args(argv)
     return int(args._run(args) or 0)
 
 

@@ -12,6 +12,7 @@ import copy
 import csv
 import math
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -119,11 +120,11 @@ class _PreemptAfter(L.Callback):
 
 
 def test_resume_mid_epoch_gives_identical_weights(corpus, tmp_path):
-    # 4 files, one per batch (2 clips each): 4 batches per epoch; 6 steps cross an epoch boundary
+    # 4 files, one per batch (2 clips each): 4 batches per epoch; 5 steps cross an epoch boundary
     # and the crash after step 3 falls mid-epoch. xID draws its negatives from the global RNG and
     # keeps memory banks and the frozen partition constant; warm-up + cosine and LARC depend on the
     # restored step.
-    args = ("--trainer.max_steps", "6", "--trainer.checkpoint_every_n_steps", "3", "--data.clips_per_video", "2",
+    args = ("--trainer.max_steps", "5", "--trainer.checkpoint_every_n_steps", "3", "--data.clips_per_video", "2",
             "--schedule.kind", "warmup_cosine", "--schedule.warmup_epochs", "1", "--schedule.final_lr", "1e-5",
             "--optimizer.larc", "true", "--trainer.loggers", "[]")
     config = CONFIGS / "avid" / "demo_cpu.yaml"
@@ -133,7 +134,7 @@ def test_resume_mid_epoch_gives_identical_weights(corpus, tmp_path):
         run_pretraining(interrupted, callbacks=[_PreemptAfter(3)])
     interrupted.trainer.resume = "auto"
     resumed = run_pretraining(interrupted)
-    assert straight.global_step == resumed.global_step == 6
+    assert straight.global_step == resumed.global_step == 5
     a, b = straight.method.state_dict(), resumed.method.state_dict()
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
@@ -237,6 +238,12 @@ def test_cli_prints_the_resolved_config_and_runs(corpus, tmp_path, capsys):
     assert "must be a positive multiple of data.clips_per_video" in capsys.readouterr().err
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 DDP_SCRIPT = textwrap.dedent(
     """
     import sys, torch
@@ -260,7 +267,7 @@ def test_two_process_ddp_on_cpu_ends_with_identical_weights(corpus, tmp_path):
                "--trainer.progress_bar", "false", "--trainer.loggers", "[]", "--trainer.resume", "null",
                "--method.kwargs", '{"proj_dims": [32, 32, 16], "num_negatives": 2}']
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
                str(script), str(tmp_path), *options]
     completed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert completed.returncode == 0, completed.stderr[-3000:]

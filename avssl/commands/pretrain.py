@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"avssl pretrain: {error}", file=sys.stderr)
         return 1
     if result.is_global_zero:
-        print(f"trained {result.global_step} steps ({result.epoch} epochs); outputs in {result.output_dir}")
+        print(f"trained {result.global_step} steps ({result.epochs:.2f} epochs); outputs in {result.output_dir}")
         print(f"checkpoint: {result.checkpoint}")
         print(result.skipped.report())
     return 0

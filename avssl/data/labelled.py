@@ -16,7 +16,9 @@ clips × spatial crops (clip-major). Labels are lists of class indices (one for 
 benchmarks). A file that fails to decode yields an item with ``error`` set and no clips, so a run
 never dies on one bad file; the caller reports it.
 
-Randomness is a pure function of ``(seed, epoch, index)`` as in the pretraining dataset.
+Randomness is a pure function of ``(seed, epoch, manifest row, repeat)``: the same file gets the same
+clips in any subset of rows (a resumed extraction), and the video and audio datasets of one file draw
+the same random numbers (synchronous training windows when both streams span the same time).
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ class LabelledClips(Dataset):
         mode: ``"train"`` (random windows, augmentation) or ``"test"`` (dense windows, eval transform).
         clips_per_video: windows per item.
         repeats: the file list is repeated this many times per epoch (item ``i`` reads file ``i % N``).
-        seed: base seed; random draws depend on ``(seed, epoch, index)`` only.
+        seed: base seed; random draws depend on ``(seed, epoch, manifest row, repeat)`` only.
         backend: decoder backend (default: :func:`avssl.media.decode.default_backend`).
     """
 
@@ -204,7 +206,7 @@ class LabelledClips(Dataset):
                                 "views_per_clip": self.views_per_clip, "clips": None}
         rng, generator = self._generators(index)
         try:
-            info = decode.probe(path, count_frames=False, backend=self.backend)
+            info = self.data.media_info(row)  # probed when the benchmark was loaded
             raw = self.read_clips(path, info, self.windows(info, rng))
         except DECODE_FAILURES as exc:  # a bad file; errors of the transform below are not caught
             item["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]

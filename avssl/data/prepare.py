@@ -17,6 +17,7 @@ before the first sample) so that it stays in sync with the video.
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import sys
 from collections.abc import Iterable
@@ -32,7 +33,7 @@ from tqdm import tqdm
 
 from avssl.data.manifest import Manifest, ManifestRow
 from avssl.media.decode import DecodeError, MediaInfo, probe, read_audio
-from avssl.media.decode import pyav_backend
+from avssl.media.decode import pyav_backend, pyav_container
 from avssl.media.decode.timeline import resized_size
 
 MEDIA_SUFFIXES = frozenset(
@@ -105,7 +106,11 @@ def prepare_corpus(src: Path, out_dir: Path, options: PrepareOptions, files: Ite
     outcomes = []
     with bar:
         if options.workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=options.workers) as pool:
+            # forkserver, not fork: a process that has run torch ops holds an OpenMP thread pool, and a
+            # child forked from it hangs at its first parallel op (seen with GNU OpenMP).
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(["avssl.data.prepare"])
+            with ProcessPoolExecutor(options.workers, mp_context=context, initializer=_init_worker) as pool:
                 for outcome in pool.map(_prepare_file, jobs):
                     outcomes.append(outcome)
                     bar.update()
@@ -121,6 +126,10 @@ def prepare_corpus(src: Path, out_dir: Path, options: PrepareOptions, files: Ite
         writer.writerow(["path", "reason"])
         writer.writerows(rejected)
     return manifest, rejected
+
+
+def _init_worker() -> None:
+    torch.set_num_threads(1)  # the pool parallelises across files
 
 
 def _plan_jobs(sources: list[Path], src: Path, out_dir: Path, options: PrepareOptions) -> list[_Job]:
@@ -213,7 +222,7 @@ def reencode(source: Path, target: Path, info: MediaInfo, short_side: int | None
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
     try:
-        permuted = pyav_backend.frame_times_are_permuted(source)
+        permuted = pyav_container.frame_times_are_permuted(source)
         try:
             _write_h264(source, partial, info, size, gop, permuted)
         except pyav_backend.TimesGoBackwards:
@@ -225,8 +234,8 @@ def reencode(source: Path, target: Path, info: MediaInfo, short_side: int | None
 
 def _write_h264(source: Path, target: Path, info: MediaInfo, size: tuple[int, int], gop: int | None,
                 permuted: bool) -> None:
-    with pyav_backend.open_container(source) as src, av.open(str(target), "w", format="mp4") as dst:
-        video_in, audio_in = pyav_backend.first_video_stream(src), pyav_backend.first_audio_stream(src)
+    with pyav_container.open_container(source) as src, av.open(str(target), "w", format="mp4") as dst:
+        video_in, audio_in = pyav_container.first_video_stream(src), pyav_container.first_audio_stream(src)
         options = {"preset": "veryfast", "crf": "23"}
         if gop:  # fixed GOP: no extra keyframes at scene cuts, none fewer
             options.update(g=str(gop), keyint_min=str(gop), sc_threshold="0")
@@ -242,13 +251,13 @@ def _write_h264(source: Path, target: Path, info: MediaInfo, size: tuple[int, in
             if packet.stream is audio_in:
                 audio.add(packet)
                 continue
-            for frame in pyav_backend.decode_packet(packet):
+            for frame in pyav_container.decode_packet(packet):
                 pts = round(clock.time_of(frame) / _VIDEO_TIME_BASE)
                 if last_pts is not None and pts <= last_pts:
                     continue  # two frames on one tick of the output clock: keep the first
                 last_pts = pts
-                rgb = pyav_backend.upright_rgb(frame, size)
-                out = av.VideoFrame.from_ndarray(rgb.permute(1, 2, 0).numpy(), format="rgb24")
+                rgb = pyav_backend.upright_rgb(frame, size)  # [H, W, 3]
+                out = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb.numpy()), format="rgb24")
                 out.pts, out.time_base = pts, _VIDEO_TIME_BASE
                 dst.mux(video_out.encode(out))
         dst.mux(video_out.encode())
@@ -281,7 +290,7 @@ class _AudioPass:
                 packet.stream = self.out
                 self.dst.mux(packet)
             return
-        for frame in pyav_backend.decode_packet(packet):
+        for frame in pyav_container.decode_packet(packet):
             if self.next_sample is None:
                 self.next_sample = round((frame.time or 0.0) * frame.sample_rate)
             self._encode(self.resampler.resample(frame))

@@ -25,7 +25,9 @@ up, times it and wraps the folds into an :class:`EvaluationResult`, which
 :mod:`avssl.evaluate.report` writes as JSON and Markdown. Kinds registered in this package: ``svm``,
 ``av_svm`` (audio-visual fusion, both in :mod:`.svm`), ``knn``, ``retrieval``; evaluation II adds
 ``linear``, ``finetune``, ``fewshot``, ``concepts``. The modules of :data:`KIND_MODULES` are imported
-on first use of the registry.
+on first use of the registry. Runners get the benchmark with ``context.load_benchmark(preset)``, the
+encoder to evaluate with ``context.encoder_for(modality)`` and features with
+:func:`avssl.evaluate.features.split_features`.
 
 Presets are looked up in ``$AVSSL_CONFIG_DIR/evaluate`` when that variable is set, then in the
 ``configs/evaluate`` folder of the source checkout. A path to a YAML file works too.
@@ -42,9 +44,12 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:
+    from avssl.data.benchmarks import BenchmarkData
 
 __all__ = [
     "EncoderChoice",
@@ -194,7 +199,7 @@ class EvaluationContext:
     progress: bool = True
     force: bool = False
     command_line: str = ""
-    _benchmarks: dict[str, Any] = field(default_factory=dict, repr=False)
+    _benchmarks: dict[str, BenchmarkData] = field(default_factory=dict, repr=False)
 
     def folds_for(self, preset: ProtocolPreset) -> list[int | None]:
         """The folds to run: the requested ones, else the preset's; ``[None]`` for a single split."""
@@ -209,7 +214,7 @@ class EvaluationContext:
             raise ProtocolError(f"protocol {preset.name}: benchmark {preset.benchmark} has a single split, no folds")
         return list(folds) if folds else [None]
 
-    def load_benchmark(self, preset: ProtocolPreset) -> Any:
+    def load_benchmark(self, preset: ProtocolPreset) -> BenchmarkData:
         """The preset's benchmark under ``data_root`` (adapter options from ``params.benchmark_options``),
         loaded once per context; probed media facts are kept in ``cache_dir/manifests`` when set."""
         from avssl.data.benchmarks import load_benchmark

@@ -19,7 +19,24 @@ PRECISIONS = ("32", "32-true", "bf16-mixed", "16-mixed")
 
 @dataclass
 class DataConfig:
-    """Where the clips come from and how they are cut into views (avssl/data/views.py)."""
+    """Where the clips come from and how they are cut into views (avssl/data/views.py).
+
+    Attributes:
+        manifest: manifest.csv written by ``avssl prepare``.
+        recipe: view recipe: avid, avssrl, avssrl_video_pair, crisscross or xkd.
+        recipe_overrides: ViewRecipe fields to change (decode_short_side, video_seconds, ...).
+        video_augment_overrides: keyword arguments of the video augmentation preset (size, ...).
+        local_video_augment_overrides: the same for XKD's local video views.
+        audio_augment_overrides: keyword arguments of the audio augmentation preset.
+        local_audio_augment_overrides: the same for XKD's local audio view.
+        clips_per_video: samples drawn from one decoded file per visit (they share a batch).
+        repeats: visits of every file per epoch (the original loaders' clips_per_video).
+        batch_size: samples per device per step (a multiple of clips_per_video).
+        num_workers: DataLoader worker processes per device.
+        seed: data order and augmentation seed.
+        decoder_backend: torchcodec, pyav or null (library default).
+        max_skips: consecutive undecodable files an item may skip before the run stops.
+    """
 
     manifest: str
     recipe: str
@@ -56,7 +73,16 @@ class DataConfig:
 
 @dataclass
 class MethodConfig:
-    """A registered method (avssl.methods.registry) and the encoders it is built from."""
+    """A registered method (avssl.methods.registry) and the encoders it is built from.
+
+    Attributes:
+        name: registered method name (crisscross, xid, vicreg, vicreg_video, xkd, xdc, ...).
+        video_encoder: avssl.create_encoder name of the video encoder, or null.
+        video_encoder_kwargs: create_encoder keyword arguments (pool, checkpoint_path, ...).
+        audio_encoder: avssl.create_encoder name of the audio encoder, or null.
+        audio_encoder_kwargs: create_encoder keyword arguments.
+        kwargs: the method's hyperparameters.
+    """
 
     name: str
     video_encoder: str | None = None
@@ -68,7 +94,24 @@ class MethodConfig:
 
 @dataclass
 class OptimizerConfig:
-    """Optimiser, LARC wrapper and gradient clipping (avssl/train/optim.py)."""
+    """Optimiser, LARC wrapper and gradient clipping (avssl/train/optim.py).
+
+    Attributes:
+        name: adam, adamw or sgd.
+        lr: base learning rate (the schedule's peak).
+        betas: Adam/AdamW betas.
+        eps: Adam/AdamW epsilon.
+        momentum: SGD momentum.
+        nesterov: SGD Nesterov momentum.
+        weight_decay: base weight decay.
+        exclude_bias_and_norm: no weight decay on biases and 1-D parameters.
+        larc: wrap the optimiser in LARC (CrissCross).
+        larc_trust_coefficient: LARC trust coefficient.
+        larc_clip: LARC clip mode (min(rate / lr, 1)).
+        larc_eps: LARC epsilon.
+        gradient_clip_val: clip gradients to this value (null: no clipping).
+        gradient_clip_algorithm: norm or value.
+    """
 
     name: Literal["adam", "adamw", "sgd"] = "adam"
     lr: float = 1e-3
@@ -94,7 +137,18 @@ class OptimizerConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Learning-rate (and weight-decay) schedule, per iteration (avssl/train/schedules.py)."""
+    """Learning-rate (and weight-decay) schedule, per iteration (avssl/train/schedules.py).
+
+    Attributes:
+        kind: constant, warmup_cosine or multistep.
+        warmup_epochs: linear warm-up length in epochs.
+        warmup_steps: linear warm-up length in steps (wins over warmup_epochs).
+        warmup_start_lr: learning rate at step 0 of the warm-up.
+        final_lr: warmup_cosine: learning rate at the last step.
+        milestones: multistep: epochs at which the learning rate is multiplied by gamma.
+        gamma: multistep factor.
+        final_weight_decay: cosine weight decay from optimizer.weight_decay to this (null: constant).
+    """
 
     kind: Literal["constant", "warmup_cosine", "multistep"] = "constant"
     warmup_epochs: float = 0.0
@@ -108,7 +162,25 @@ class ScheduleConfig:
 
 @dataclass
 class TrainerConfig:
-    """Run length, hardware, precision, outputs and resume (Lightning Trainer settings)."""
+    """Run length, hardware, precision, outputs and resume (Lightning Trainer settings).
+
+    Attributes:
+        max_epochs: epochs to train (null: max_steps decides).
+        max_steps: optimiser steps to train (-1: max_epochs decides).
+        precision: 32, bf16-mixed or 16-mixed.
+        accelerator: cpu, gpu or auto.
+        devices: devices per node, or auto.
+        num_nodes: number of nodes.
+        strategy: auto (ddp when several devices), ddp, ...
+        find_unused_parameters: DDP find_unused_parameters.
+        sync_batchnorm: SyncBatchNorm when distributed on GPUs.
+        output_dir: folder of checkpoints, logs and final weights.
+        checkpoint_every_n_steps: checkpoint interval in optimiser steps.
+        resume: null, auto (OUTPUT_DIR/checkpoints/last.ckpt if present) or a checkpoint path.
+        log_every_n_steps: logging interval in steps.
+        loggers: csv and/or tensorboard.
+        progress_bar: show the progress bar and model summary.
+    """
 
     max_epochs: int | None = None
     max_steps: int = -1

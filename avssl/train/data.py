@@ -208,6 +208,7 @@ class ResumableLoader:
             num_workers=num_workers,
             collate_fn=collate_views,
             persistent_workers=num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
             # Its own generator: starting an iterator must not consume the global RNG, or a
             # resumed run would draw different random numbers from an uninterrupted one.
             generator=seeded_generator(seed, 1),

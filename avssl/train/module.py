@@ -33,6 +33,7 @@ from avssl.data.datasets import SkipCounter
 from avssl.train.checkpointing import capture_rng_state, restore_rng_state, seed_process
 from avssl.train.config import PretrainConfig
 from avssl.train.context import EpochContext, FeaturePass
+from avssl.train.data import PretrainingData
 from avssl.train.optim import (
     GroupScheduler,
     build_lr_schedule,
@@ -102,13 +103,13 @@ class PretrainModule(L.LightningModule):
         return build_optimizer(build_param_groups(self.method, self.config.optimizer), self.config.optimizer)
 
     @property
-    def data(self):
+    def data(self) -> PretrainingData:
         return self.trainer.datamodule
 
     def on_train_start(self) -> None:
-        trainer = self.trainer
-        self.steps_per_epoch = int(trainer.num_training_batches)
-        self.total_steps = int(trainer.estimated_stepping_batches)
+        # Before the first on_train_epoch_start; the loader (and so the epoch length) exists now.
+        self.steps_per_epoch = int(self.trainer.num_training_batches)
+        self.total_steps = int(self.trainer.estimated_stepping_batches)
         opt, sched = self.config.optimizer, self.config.schedule
         self.group_scheduler = GroupScheduler(
             build_lr_schedule(sched, opt.lr, self.steps_per_epoch, self.total_steps),
@@ -116,19 +117,23 @@ class PretrainModule(L.LightningModule):
             opt.lr,
             opt.weight_decay,
         )
-        restored = self._restored or {}
+        self._restore_run_state(self._restored or {})
+        self._restored = None
+
+    def _restore_run_state(self, restored: Mapping[str, Any]) -> None:
+        """RNG streams and skip counts from a checkpoint (empty for a fresh run)."""
+        trainer = self.trainer
         rng_states = restored.get("rng_states") or []
         if len(rng_states) == trainer.world_size:
             restore_rng_state(rng_states[trainer.global_rank])
         else:
-            # Fresh run (or a different number of ranks): one independent stream per rank.
+            # Fresh run (or another number of ranks): an independent stream per rank.
             seed_process(self.config.seed, trainer.global_rank)
         if "skips" in restored and trainer.is_global_zero:
-            # The saved counts are already summed over ranks: keep them on rank 0 only.
-            restored_skips = merge_skips([restored["skips"]])
-            self.data.skips.counts.update(restored_skips.counts)
-            self.data.skips.reasons.update(restored_skips.reasons)
-        self._restored = None
+            # The saved counts are already summed over ranks: rank 0 alone carries them on.
+            saved = merge_skips([restored["skips"]])
+            self.data.skips.counts.update(saved.counts)
+            self.data.skips.reasons.update(saved.reasons)
 
     @property
     def max_epochs(self) -> int:

@@ -37,7 +37,7 @@ class PretrainResult:
     method: nn.Module
     output_dir: Path
     global_step: int
-    epoch: int
+    epochs: float  # global_step / steps per epoch
     skipped: SkipCounter
     checkpoint: Path | None
     is_global_zero: bool
@@ -48,10 +48,7 @@ class PretrainingStopped(RuntimeError):
 
 
 def _factory_takes(name: str, parameter: str) -> bool:
-    # The registry has no public accessor for a factory's signature; its table is read-only here.
-    method_registry.list_methods()  # imports the method modules, filling the table
-    factory = method_registry._FACTORIES[name]
-    return parameter in inspect.signature(factory).parameters
+    return parameter in inspect.signature(method_registry.method_factory(name)).parameters
 
 
 def build_method(cfg: MethodConfig, num_items: int) -> nn.Module:
@@ -150,20 +147,17 @@ def run_pretraining(config: PretrainConfig, callbacks: Sequence[L.Callback] = ()
         else:
             kept = "no checkpoint had been written yet"
         raise PretrainingStopped(f"{error}; {kept}") from error
+    epochs = trainer.global_step / max(module.steps_per_epoch, 1)
     if trainer.is_global_zero:
         (output_dir / SKIP_REPORT).write_text(module.run_skips.report() + "\n")
-        header = {
-            "method": config.method.name,
-            "global_step": trainer.global_step,
-            "epoch": trainer.current_epoch,
-            "config": config.to_dict(),
-        }
+        header = {"method": config.method.name, "global_step": trainer.global_step, "epochs": epochs,
+                  "config": config.to_dict()}
         export_final(method, output_dir / "final", header)
     return PretrainResult(
         method=method,
         output_dir=output_dir,
         global_step=trainer.global_step,
-        epoch=trainer.current_epoch,
+        epochs=epochs,
         skipped=module.run_skips,
         checkpoint=checkpoints.last_path,
         is_global_zero=trainer.is_global_zero,

@@ -38,7 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from avssl.data.benchmarks.media_facts import probe_records
-from avssl.data.manifest import COLUMNS, Manifest, ManifestRow
+from avssl.data.manifest import COLUMNS, LABEL_SEPARATOR, TIMING_COLUMNS, Manifest, ManifestRow
+from avssl.media.decode import MediaInfo
 
 __all__ = [
     "AnnotationError",
@@ -58,7 +59,6 @@ logger = logging.getLogger(__name__)
 MEDIA_EXTENSIONS = frozenset(
     ".mp4 .avi .mkv .mov .webm .mpg .mpeg .m4v .flv .wav .flac .mp3 .ogg .m4a .opus".split()
 )
-LABEL_SEPARATOR = "|"
 SHOW_MISSING = 5
 
 
@@ -85,10 +85,8 @@ class BenchmarkData:
     def from_manifest(cls, manifest: Manifest, name: str = "manifest") -> BenchmarkData:
         """A manifest of any corpus (``avssl prepare``) as a benchmark without folds; classes are
         its sorted labels (``|``-joined labels make it multi-label)."""
-        labels = [row.label for row in manifest]
-        classes = sorted({n for label in labels for n in label.split(LABEL_SEPARATOR) if n})
-        multi = any(LABEL_SEPARATOR in label for label in labels)
-        return cls(name, manifest.root, manifest, classes, (), multi)
+        multi = any(len(row.labels) > 1 for row in manifest)
+        return cls(name, manifest.root, manifest, manifest.labels(), (), multi)
 
     @property
     def class_index(self) -> dict[str, int]:
@@ -119,7 +117,11 @@ class BenchmarkData:
     def labels_of(self, row_number: int) -> list[int]:
         """Class indices of one row (one for single-label benchmarks)."""
         index = self.class_index
-        return [index[n] for n in self.cell(row_number, "label").split(LABEL_SEPARATOR) if n]
+        return [index[n] for n in self.manifest[row_number].labels]
+
+    def media_info(self, row_number: int) -> MediaInfo:
+        """The probed facts of a row, to pass as ``info=`` to the decoders (saves a probe)."""
+        return self.manifest.media_info(self.manifest[row_number])
 
     def label_array(self, row_numbers: Sequence[int]) -> np.ndarray:
         """``[N]`` class indices (single-label) or ``[N, C]`` 0/1 targets (multi-label)."""
@@ -320,7 +322,7 @@ def report_missing(name: str, root: Path, missing: list[str], total: int) -> Non
 
 
 def _row_value(row: ManifestRow, column: str) -> str:
-    if column in COLUMNS:
+    if column in COLUMNS or column in TIMING_COLUMNS:
         value = getattr(row, column)
         return "" if value is None else str(value)
     return row.extra.get(column, "")

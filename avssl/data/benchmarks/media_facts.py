@@ -9,12 +9,14 @@ of 300 k clips is probed once.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from avssl.data.manifest import Manifest, ManifestRow
 from avssl.media import decode
+from avssl.media.decode import MediaInfo
 
 __all__ = ["probe_records"]
 
@@ -23,15 +25,11 @@ PROBE_FAILURES = (decode.DecodeError, RuntimeError, ValueError, OSError, EOFErro
 SIZE_COLUMN = "size_bytes"
 
 
-def _facts(path: Path) -> ManifestRow:
+def _facts(path: Path) -> MediaInfo:
     info = decode.probe(path, count_frames=False)
     if not (info.has_video or info.has_audio):  # e.g. a truncated or foreign file
         raise decode.DecodeError(path, "no video or audio stream could be read")
-    return ManifestRow(
-        path=str(path), duration=float(info.duration), has_video=info.has_video, has_audio=info.has_audio,
-        fps=info.fps, width=info.width, height=info.height, rotation=info.rotation,
-        sample_rate=info.sample_rate, channels=info.channels,
-    )
+    return info
 
 
 def probe_records(
@@ -47,7 +45,7 @@ def probe_records(
     todo = [i for i, (r, size) in enumerate(zip(records, sizes))
             if r["path"] not in cached or cached[r["path"]].extra.get(SIZE_COLUMN) != str(size)]
 
-    def probe(i: int) -> ManifestRow | str:
+    def probe(i: int) -> MediaInfo | str:
         try:
             return _facts(root / records[i]["path"])
         except PROBE_FAILURES as exc:
@@ -57,11 +55,13 @@ def probe_records(
         probed = dict(zip(todo, pool.map(probe, todo)))
     rows, unreadable = [], []
     for i, (record, size) in enumerate(zip(records, sizes)):
-        facts = probed.get(i, cached.get(record["path"]))
-        if isinstance(facts, str):
-            unreadable.append((record["path"], facts))
-            continue
-        extra = {k: v for k, v in record.items() if k not in ("path", "label", "split")}
-        rows.append(Manifest.replace(facts, path=record["path"], label=record.get("label", ""),
-                                     split=record.get("split", ""), extra={**extra, SIZE_COLUMN: str(size)}))
+        path, label, split = record["path"], record.get("label", ""), record.get("split", "")
+        extra = {k: v for k, v in record.items() if k not in ("path", "label", "split") and v}
+        extra[SIZE_COLUMN] = str(size)
+        if i not in probed:
+            rows.append(dataclasses.replace(cached[path], label=label, split=split, extra=extra))
+        elif isinstance(probed[i], str):
+            unreadable.append((path, probed[i]))
+        else:
+            rows.append(ManifestRow.from_media_info(path, probed[i], label, split, **extra))
     return rows, unreadable

@@ -12,10 +12,11 @@ variable-rate video, the first frame before the start and the last frame past th
 Every call reads all its windows with one open of the file and one forward decoding pass over the union
 of what they need (decode once, pick many). Pass `info` (from `probe`, or a manifest row) to save a probe.
 
-Measured agreement of the two backends on the shared test media (tests/test_decode.py): identical frame
-choice everywhere, identical pixels without resize (both use swscale's RGB conversion), resized pixels
-within 1 grey level; audio within 2e-3 (different FFmpeg builds resample and prime codecs slightly
-differently after a seek).
+Measured agreement of the two backends on the shared test media (tests/test_decode.py): the same frame
+chosen everywhere; pixels identical without resizing except rare 1-level rounding differences (swscale
+of the system FFmpeg 5.1 vs PyAV's own FFmpeg), and within 3 levels when resizing a rotated video
+(FFmpeg's filter graph vs PyAV's resize-then-rot90); audio within 1e-7 (the same resampler, audio.py).
+TorchCodec 0.17 mis-seeks in MPEG-PS/TS and packed-bitstream AVI: its backend reads those with PyAV.
 """
 
 from __future__ import annotations
@@ -110,8 +111,10 @@ def read_video(
     info = info or probe(path, count_frames=False, backend=backend)
     if not info.has_video:
         raise DecodeError(path, "no video stream")
-    if not info.fps:
-        raise DecodeError(path, "the video frame rate is unknown")
+    if not (info.fps and info.width and info.height):
+        raise DecodeError(path, "the video frame rate or size is unknown (pass a probed `info`)")
+    if not windows:
+        return []
     size = resized_size(info.height, info.width, short_side) if short_side else (info.height, info.width)
 
     times = [window_frame_times(start, duration, fps) for start, duration in windows]
@@ -119,14 +122,23 @@ def read_video(
     unique, where = np.unique(queries, return_inverse=True)  # sorted; a shared frame is decoded once
     if len(unique) == 0:
         return [torch.empty(3, 0, *size, dtype=torch.uint8) for _ in windows]
-    decoded = _backend(backend).read_frames(path, unique, info, size if short_side else None)
-    frames = torch.stack(decoded) if isinstance(decoded, list) else decoded  # [U, 3, H, W]
+    frames = _backend(backend).read_frames(path, unique, info, size if short_side else None)
 
     out, offset = [], 0
     for window_times in times:
-        picked = frames[torch.from_numpy(where[offset : offset + len(window_times)])]  # [T, 3, H, W]
-        out.append(picked.permute(1, 0, 2, 3).contiguous())  # [3, T, H, W]
+        out.append(_gather(frames, where[offset : offset + len(window_times)]))
         offset += len(window_times)
+    return out
+
+
+def _gather(frames: torch.Tensor | list[torch.Tensor], indices: np.ndarray) -> torch.Tensor:
+    """uint8 [3, T, H, W] from decoded frames ([U, H, W, 3] or U tensors [H, W, 3]): one copy per frame."""
+    if isinstance(frames, torch.Tensor):
+        return frames.permute(3, 0, 1, 2)[:, torch.from_numpy(indices)].contiguous()
+    height, width = frames[0].shape[:2]
+    out = torch.empty((3, len(indices), height, width), dtype=torch.uint8)
+    for k, index in enumerate(indices):
+        out[:, k] = frames[index].permute(2, 0, 1)
     return out
 
 

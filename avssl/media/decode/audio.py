@@ -6,7 +6,10 @@ the mean after PyAV's resampler). Resampling then starts at an input sample whos
 exactly anchor + k / target_rate on the file clock. The same window therefore comes out identical
 whichever stretch of the file was decoded around it (all windows in one call, or one at a time) and from
 either backend, once the margin decoded around the windows has absorbed the codec's priming after a seek
-and the resampler's edge. The filter is FFmpeg's swr (as in the original PyAV loaders) through PyAV; it
+and the resampler's edge. One limit: a stretch is placed by its first frame's timestamp and then by the
+count of decoded samples, so where a file's frame timestamps and sample counts disagree (AAC behind an
+edit list: one sample, cav-mae/00W1lcxW-WU_40.000.mp4; Matroska's millisecond stamps: up to 0.5 ms) a
+window can move by that much with the point where decoding started. The filter is FFmpeg's swr (as in the original PyAV loaders) through PyAV; it
 puts output sample k at input time k / target_rate exactly (checked in tests/test_decode.py).
 """
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from avssl.media.decode import pyav_backend
+from avssl.media.decode import pyav_backend, pyav_container
 from avssl.media.decode.info import AudioFacts, DecodeError, MediaInfo, VideoFacts, assemble_media_info
 from avssl.media.decode.timeline import rotation_from_display_matrix
 
@@ -94,7 +94,7 @@ def _cached_plan(path: str, size: int, mtime_ns: int) -> _Plan:
     codec = metadata.streams[video].codec if video is not None else ""
     use_pyav = False
     if Path(path).suffix.lower() in _SUSPECT_SUFFIXES or codec in _SUSPECT_CODECS:
-        formats, packed_avi = pyav_backend.container_traits(path)
+        formats, packed_avi = pyav_container.container_traits(path)
         use_pyav = packed_avi or bool(formats & _MPEG_STREAM_FORMATS)
     return _Plan(video=video, audio=audio, use_pyav=use_pyav)
 
@@ -159,7 +159,7 @@ def _probe_video(path: str, stream, index: int, count_frames: bool) -> VideoFact
     # The nominal rate is FFmpeg's avg_frame_rate, as in the original code. TorchCodec 0.17 exposes only
     # r_frame_rate (its `average_fps_from_header`), which is 1000 for a variable-rate MP4 with a 1 ms
     # time base, so the header is read once more with PyAV.
-    fps = pyav_backend.nominal_fps(path)
+    fps = pyav_container.nominal_fps(path)
     return VideoFacts(
         fps=fps,
         num_frames=frames if count_frames else None,
@@ -188,7 +188,7 @@ def _probe_audio(path: str, stream, index: int, count_samples: bool) -> AudioFac
 def read_frames(
     path: str | Path, queries: np.ndarray, info: MediaInfo, size: tuple[int, int] | None
 ) -> torch.Tensor:
-    """uint8 [len(queries), 3, H, W]: the frame on screen at each sorted query time, upright."""
+    """uint8 [len(queries), H, W, 3]: the frame on screen at each sorted query time, upright."""
     path = str(path)
     plan = _plan(path)
     if plan.use_pyav:
@@ -202,7 +202,8 @@ def read_frames(
             from torchcodec.transforms import Resize
 
             transforms = [Resize(size)]
-        decoder = decoders.VideoDecoder(path, stream_index=plan.video, seek_mode="exact", transforms=transforms)
+        decoder = decoders.VideoDecoder(path, stream_index=plan.video, seek_mode="exact",
+                                        transforms=transforms, dimension_order="NHWC")
         stream = decoder.metadata
         # Clamp into [first frame, end of last frame): before the start is frame 0, past the end the last.
         last = np.nextafter(stream.end_stream_seconds, -np.inf)
