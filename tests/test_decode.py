@@ -36,6 +36,7 @@ from avssl.media.decode import (
     read_audio,
     read_video,
 )
+from avssl.media.decode.audio import resample_on_grid
 
 FOLDERS = ("videos", "vas", "vggsound", "grid")
 DURATION_TOL = 0.05
@@ -407,6 +408,19 @@ def test_read_audio_matches_librosa(shared_data, backend):
     expected = librosa.resample(reference, orig_sr=rate, target_sr=8000, res_type="soxr_hq")[8000:24000]
     error = (resampled.numpy() - expected)[100:-100]  # edges: the two resamplers' filters differ
     assert np.sqrt(np.mean(error**2)) < 0.01 * np.sqrt(np.mean(expected**2)) + 1e-4
+
+
+def test_resampling_is_anchored_to_the_file_clock():
+    """Stretches of one 440 Hz tone starting at different samples resample onto the same 16 kHz grid of
+    absolute times (multiples of 10 ms for 44.1 kHz), and swr puts output sample k at input time k/16000."""
+    rate, target = 44100, 16000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(3 * rate) / rate)).astype(np.float32)
+    for first_index in (0, 1000, 12345):
+        out, first_time = resample_on_grid(torch.from_numpy(tone[first_index:]), first_index / rate, rate, target)
+        assert abs(first_time * 100 - round(first_time * 100)) < 1e-9 and first_time >= first_index / rate
+        times = first_time + np.arange(len(out)) / target
+        expected = 0.5 * np.sin(2 * np.pi * 440 * times)
+        assert np.abs(out.numpy() - expected)[200:-200].max() < 1e-3  # edges: the filter's zero padding
 
 
 def test_read_audio_without_audio_stream(shared_data):

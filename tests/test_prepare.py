@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import shutil
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -13,23 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from test_decode import encode_test_video  # sibling test module: the media builder both files use
+
 from avssl.cli import main
 from avssl.data.manifest import Manifest
 from avssl.media.decode import probe, read_audio, read_video
-
-
-def _encode_video(path: Path, frames: list[np.ndarray], times_ms: list[int]) -> None:
-    """An H.264 MP4 of the given RGB frames at the given presentation times (ms), made with PyAV."""
-    height, width = frames[0].shape[:2]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=25, options={"preset": "ultrafast"})
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.time_base = Fraction(1, 1000)
-        for image, time_ms in zip(frames, times_ms):
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            frame.pts, frame.time_base = time_ms, Fraction(1, 1000)
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
 
 
 def _gradient(height: int, width: int, shift: int) -> np.ndarray:
@@ -52,8 +39,8 @@ def corpus(tmp_path_factory, shared_data) -> Path:
     shutil.copyfile(videos / "decord" / "video_90.mov", good / "phone_rotated.mov")
     shutil.copyfile(videos / "mmaction2" / "rawvideo_dataset_part_0.mp4", good / "ünïcødé_视频.mp4")
     shutil.copyfile(videos / "mmaction2" / "test.wav", good / "speech.WAV")  # suffixes match in any case
-    _encode_video(good / "one_frame.mp4", [_gradient(48, 64, 0)], [0])
-    _encode_video(good / "vfr.mp4", [_gradient(48, 64, 30 * i) for i in range(len(VFR_TIMES_MS))], VFR_TIMES_MS)
+    encode_test_video(good / "one_frame.mp4", [_gradient(48, 64, 0)], [0])
+    encode_test_video(good / "vfr.mp4", [_gradient(48, 64, 30 * i) for i in range(len(VFR_TIMES_MS))], VFR_TIMES_MS)
     (bad / "empty.mp4").write_bytes(b"")
     source = (shared_data / "vggsound" / "0nib7bMm8BA_15000_25000.mp4").read_bytes()
     (bad / "truncated.mp4").write_bytes(source[: len(source) * 3 // 10])
