@@ -7,15 +7,19 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
-# TorchCodec needs the system FFmpeg libraries. Install them when we can (root + apt);
-# without them avssl falls back to PyAV, which ships its own FFmpeg.
-if ! command -v ffmpeg >/dev/null 2>&1; then
+# System packages, installed when we can (root + apt), never required:
+# - ffmpeg: the FFmpeg libraries TorchCodec decodes with (without them avssl decodes with PyAV);
+# - chromium: the headless browser the cluster-gallery test drives (without it that test skips).
+missing=()
+command -v ffmpeg >/dev/null 2>&1 || missing+=(ffmpeg)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "[setup] installing FFmpeg libraries for TorchCodec (apt-get)"
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null) \
-      || echo "[setup] apt-get ffmpeg failed; avssl will decode with PyAV"
+    echo "[setup] installing ${missing[*]} (apt-get)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
+      || echo "[setup] apt-get failed for ${missing[*]}; avssl decodes with PyAV and the gallery browser test skips"
   else
-    echo "[setup] no system FFmpeg and no root apt-get; avssl will decode with PyAV"
+    echo "[setup] ${missing[*]} not installed and no root apt-get; avssl decodes with PyAV, the gallery browser test skips"
   fi
 fi
 
