@@ -25,6 +25,7 @@ import torch
 
 from avssl import cli
 from avssl.commands import clusters as clusters_command
+from avssl.evaluate.middle_clip import load_encoders
 from avssl.data.manifest import Manifest, ManifestRow
 from avssl.data.synthetic import generate_corpus
 from avssl.models.checkpoints.avssl_native import save_encoder
@@ -155,7 +156,7 @@ def test_method_file_gives_both_encoders_with_their_trained_weights(tmp_path):
     path = tmp_path / "method.pt"
     torch.save({"format": "avssl-method", "version": 1, "header": {"config": config},
                 "state_dict": method.state_dict()}, path)
-    encoders = clusters_command.load_encoders([tmp_path], {}, ("video", "audio"))  # the run's final/ folder
+    encoders = load_encoders([tmp_path], {}, ("video", "audio"))  # the run's final/ folder
     for modality, trained in (("video", method.video_encoder), ("audio", method.audio_encoder)):
         for key, value in trained.state_dict().items():
             assert torch.equal(encoders[modality].state_dict()[key], value), key
@@ -166,7 +167,7 @@ def test_method_file_gives_both_encoders_with_their_trained_weights(tmp_path):
     assert (audio_spec.spectrogram, audio_spec.duration, audio_spec.sample_rate) == ("avid", 2.0, 24000)
     assert (video_spec.frames, video_spec.fps, video_spec.size) == (4, 16, 48)
     with pytest.raises(ValueError, match="no audio encoder"):
-        clusters_command.load_encoders([], {"video": "r2plus1d_small"}, ("video", "audio"))
+        load_encoders([], {"video": "r2plus1d_small"}, ("video", "audio"))
 
 
 def test_gallery_files_and_excerpts(gallery, corpus):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from avssl.train.config import parse_config
-from avssl.train.data import build_recipe
+from avssl.data.recipe_overrides import build_recipe
 from avssl.train.runner import build_method
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs" / "pretrain"

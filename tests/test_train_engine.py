@@ -64,7 +64,8 @@ def demo_config(config: Path, corpus: Path, out: Path, *overrides: str, manifest
         *overrides,
     ])
     # The demos size memory banks and clusterings for the 1,000-clip corpus; this one has 16 clips.
-    for key in ("num_negatives", "num_clusters_video", "num_clusters_audio", "num_clusters_joint"):
+    for key in ("num_negatives", "num_negatives_within", "pos_k", "num_clusters_video", "num_clusters_audio",
+                "num_clusters_joint"):
         if key in cfg.method.kwargs:
             cfg.method.kwargs[key] = 2
     return cfg

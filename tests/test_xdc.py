@@ -2,24 +2,39 @@
 
 The engine's feature pass is stood in for by :class:`FeaturePass`, which does what
 docs/pretraining.md specifies for ``ctx.extract_features``: every instance once, method in eval mode
-under ``no_grad``, rows ordered by instance id, plus ``"index"``.
+under ``no_grad``, rows ordered by instance id, plus ``"index"``. The last tests run XDC through the
+engine (``run_pretraining``) on a few clips of the ``tiny_corpus`` fixture: labels, optimiser state of
+the re-initialised heads, the decoded-clip store and the final export.
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import faiss
+import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from avssl.data.datasets import PretrainingDataset, collate_views
+from avssl.data.manifest import Manifest
+from avssl.data.views import get_view_recipe
+from avssl.evaluate.cluster_metrics import clustering_scores
+from avssl.media import decode
 from avssl.methods.registry import create_method
 from avssl.methods.xdc import XDC, clusterings_of, prediction_tasks
+from avssl.models.checkpoints.avssl_native import load_encoder
 from avssl.models.registry import create_encoder
+from avssl.train.checkpointing import export_final
+from avssl.train.runner import build_method, run_pretraining
+from test_train_engine import CONFIGS, demo_config  # the engine tests' config helper
 
 NUM_ITEMS = 12
 NUM_CLASSES = 3
@@ -164,9 +179,9 @@ def test_each_variant_trains_and_reclusters(variant):
         # every clip labelled, every one of the k clusters used (empty ones are split)
         assert torch.bincount(labels, minlength=NUM_CLASSES).min() > 0
         log = method.clustering_log
-        assert 0.0 <= log[f"{name}_nmi_previous"] <= 1.0  # second clustering compares with the first
-        assert 0.0 < log[f"{name}_purity"] <= 1.0 and f"{name}_hungarian_accuracy" in log
-    assert "cluster/" + clusterings_of(variant)[0] + "_nmi" in outputs[-1]
+        assert 0.0 <= log[f"xdc/{name}/nmi_previous"] <= 1.0  # second clustering compares with the first
+        assert 0.0 < log[f"xdc/{name}/purity"] <= 1.0 and f"xdc/{name}/hungarian_accuracy" in log
+    assert f"xdc/{clusterings_of(variant)[0]}/nmi" in outputs[-1]
 
 
 def test_loss_is_cross_entropy_against_the_other_modality_clusters():
@@ -286,7 +301,7 @@ def test_empty_clusters_are_filled_by_splitting():
     audio = torch.randn(NUM_ITEMS, 16, generator=torch.Generator().manual_seed(0))
     method.assign_pseudo_labels({"video": video, "audio": audio}, epoch=0)
     assert torch.bincount(method.pseudo_labels_video, minlength=4).min() > 0
-    assert method.clustering_log["video_num_split"] == 2
+    assert method.clustering_log["xdc/video/num_split"] == 2
 
 
 def test_forward_before_any_clustering_is_refused_and_registry_builds_it():
@@ -300,3 +315,229 @@ def test_forward_before_any_clustering_is_refused_and_registry_builds_it():
         method(batch_of(corpus, torch.arange(4)))
     with pytest.raises(ValueError, match="recluster_every"):
         small_xdc("xdc", recluster_every=0)
+
+
+# ------------------------------------------------------------------- scores against the labels
+
+
+def test_scores_against_labels_leave_out_unlabelled_rows():
+    corpus = random_corpus()
+    corpus["label"][[1, 4, 9]] = -1  # manifest rows with no single class
+    method = small_xdc("xdc")
+    method.on_train_epoch_start(FeaturePass(method, corpus, unreadable=(2,)))
+    known = torch.ones(NUM_ITEMS, dtype=torch.bool)
+    known[[1, 2, 4, 9]] = False
+    out = method(batch_of(corpus, torch.arange(4)))
+    for name in ("video", "audio"):
+        assignments = method.pseudo_labels(name)
+        expected = clustering_scores(assignments[known], corpus["label"][known])
+        valid = assignments >= 0
+        # Counting the -1 rows as a class of their own would give other scores: the test can tell.
+        assert clustering_scores(assignments[valid], corpus["label"][valid]) != expected
+        for metric, value in expected.items():
+            assert method.clustering_log[f"xdc/{name}/{metric}"] == pytest.approx(value)
+            assert float(out[f"xdc/{name}/{metric}"]) == pytest.approx(value, rel=1e-6)
+    assert "xdc/video/nmi_previous" not in method.clustering_log  # first clustering: nothing to compare
+
+
+def test_no_label_scores_when_no_row_has_a_class():
+    corpus = random_corpus()
+    corpus["label"].fill_(-1)
+    method = small_xdc("cdc")
+    method.on_train_epoch_start(FeaturePass(method, corpus))
+    assert sorted(method.clustering_log) == ["xdc/joint/inertia", "xdc/joint/num_split"]
+    method.on_train_epoch_start(FeaturePass(method, corpus, epoch=1))
+    assert 0.0 <= method.clustering_log["xdc/joint/nmi_previous"] <= 1.0
+
+
+# ----------------------------------------------------------------- optimiser state of the heads
+
+
+def test_reclustering_hands_the_fresh_heads_out_once():
+    corpus = random_corpus()
+    method = small_xdc("mdc", recluster_every=2)
+    ctx = FeaturePass(method, corpus)
+    method.on_train_epoch_start(ctx)
+    reset = method.take_reset_parameters()
+    heads = list(method.heads.parameters())
+    assert len(reset) == len(heads) == 8 and all(a is b for a, b in zip(reset, heads))
+    assert method.take_reset_parameters() == []  # handed out once
+    ctx.epoch = 1
+    method.on_train_epoch_start(ctx)  # no clustering due: nothing was reset
+    assert method.take_reset_parameters() == []
+    ctx.epoch = 2
+    method.on_train_epoch_start(ctx)
+    assert len(method.take_reset_parameters()) == 8
+
+
+# ------------------------------------------------------------------------ export of extra state
+
+
+class _XDCWithExtraState(XDC):
+    """XDC keeping its last clustering's scores in ``get_extra_state`` (a dict, not a tensor)."""
+
+    def get_extra_state(self) -> dict:
+        return {"clustering_log": dict(self.clustering_log), "rounds": [int(self.num_clusterings)], "note": None}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.clustering_log = dict(state["clustering_log"])
+
+
+def _xdc_with_extra_state() -> XDC:
+    torch.manual_seed(0)
+    return _XDCWithExtraState(
+        create_encoder("r2plus1d_small"), create_encoder("audio_resnet_small"),
+        num_clusters_video=NUM_CLASSES, num_clusters_audio=NUM_CLASSES, num_items=NUM_ITEMS,
+    )
+
+
+def test_export_final_writes_extra_state_that_loads_back(tmp_path):
+    corpus = random_corpus()
+    method = _xdc_with_extra_state()
+    method.on_train_epoch_start(FeaturePass(method, corpus))
+    written = export_final(method, tmp_path, {"method": "xdc"})
+    assert sorted(p.name for p in written) == ["audio_encoder.pt", "method.pt", "video_encoder.pt"]
+
+    payload = torch.load(tmp_path / "method.pt", weights_only=True)
+    assert payload["state_dict"]["_extra_state"]["clustering_log"] == method.clustering_log
+    restored = _xdc_with_extra_state()
+    restored.load_state_dict(payload["state_dict"])  # strict
+    assert restored.clustering_log == method.clustering_log and "xdc/video/purity" in restored.clustering_log
+    assert torch.equal(restored.pseudo_labels_audio, method.pseudo_labels_audio)
+    video = load_encoder(tmp_path / "video_encoder.pt")
+    for key, value in method.video_encoder.state_dict().items():
+        assert torch.equal(video.state_dict()[key], value)
+
+
+def test_export_final_names_the_entry_it_cannot_write(tmp_path):
+    class Opaque:
+        pass
+
+    method = _xdc_with_extra_state()
+    method.get_extra_state = lambda: {"clustering_log": {}, "kmeans_index": Opaque()}
+    with pytest.raises(TypeError, match=r"method\.pt: state_dict\['_extra_state'\]\['kmeans_index'\] is a Opaque"):
+        export_final(method, tmp_path, {"method": "xdc"})
+
+
+# ------------------------------------------------------------------------------ the view recipe
+
+
+def test_xdc_recipe_reads_synchronous_mel_views_with_kinetics_statistics(tiny_corpus):
+    recipe = get_view_recipe("xdc")
+    assert (recipe.scheme, recipe.max_offsync, recipe.video_fps, recipe.video_seconds, recipe.audio_seconds) == (
+        "synchronous", 0.0, 16, 0.5, 2.0)
+    small = recipe.with_overrides(video_augment_overrides=(*recipe.video_augment_overrides, ("size", 64)))
+    dataset = PretrainingDataset(Manifest.read(tiny_corpus), small, clips_per_video=2)
+    batch = collate_views([dataset[0], dataset[5]])
+    assert [tuple(v.shape) for v in batch["video"]] == [(4, 3, 8, 64, 64)]
+    assert [tuple(a.shape) for a in batch["audio"]] == [(4, 1, 80, 201)]  # the 80-mel front end, 2 s
+    assert batch["label"].dtype == torch.long and (batch["label"] >= 0).all()
+    normalize = [t for t in small.build().video_augment.transforms if type(t).__name__ == "Normalize"]
+    assert len(normalize) == 1 and tuple(normalize[0].mean) == pytest.approx((0.43216, 0.394666, 0.37645))
+
+
+# ------------------------------------------------------------------------ through the engine
+
+ENGINE_FILES = 6  # 3 batches of 2 per epoch; 6 steps = 2 epochs = 2 clusterings
+UNLABELLED_ROWS = (1, 4)
+
+
+class _EngineProbe(L.Callback):
+    """Counts disk reads after the store is filled, and looks at the optimiser at epoch 1's first batch."""
+
+    def __init__(self) -> None:
+        self.patch = pytest.MonkeyPatch()
+        self.disk_reads = 0
+        self.head_state: list[bool] = []
+        self.encoder_state: list[bool] = []
+
+    def on_train_start(self, trainer, pl_module):
+        # DataModule.setup filled the store before this hook; from now on nothing should decode.
+        for name in ("read_video", "read_audio"):
+            self.patch.setattr(decode, name, self._counting(getattr(decode, name)))
+
+    def _counting(self, read: Callable) -> Callable:
+        def counted(*args, **kwargs):
+            self.disk_reads += 1
+            return read(*args, **kwargs)
+
+        return counted
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.current_epoch == 1 and batch_idx == 0:
+            state = trainer.optimizers[0].state
+            method = pl_module.method
+            self.head_state = [bool(state.get(p)) for p in method.heads.parameters()]
+            self.encoder_state = [bool(state.get(p)) for p in method.video_encoder.parameters()]
+
+
+@pytest.fixture(scope="module")
+def engine_run(tiny_corpus, tmp_path_factory):
+    """The XDC demo config (recipe xdc, decoded-clip store) for 2 epochs on 6 clips, two unlabelled."""
+    torch.set_num_threads(1)
+    manifest = Manifest.read(tiny_corpus)
+    # Absolute paths: the subset lives in this test's folder, not in the shared corpus.
+    rows = [dataclasses.replace(row, path=str(manifest.resolve(row)), label="" if i in UNLABELLED_ROWS else row.label)
+            for i, row in enumerate(manifest.rows[:ENGINE_FILES])]
+    corpus = tmp_path_factory.mktemp("xdc_engine")
+    Manifest(rows, corpus).write(corpus / "xdc_engine.csv")
+    out = corpus / "run"
+    cfg = demo_config(CONFIGS / "xdc" / "demo_cpu.yaml", corpus, out, "--trainer.max_steps", str(ENGINE_FILES),
+                      "--trainer.loggers", "[csv]", manifest="xdc_engine.csv")
+    assert cfg.data.cache_decoded and cfg.data.recipe == "xdc"
+    probe = _EngineProbe()
+    try:
+        result = run_pretraining(cfg, callbacks=[probe])
+    finally:
+        probe.patch.undo()
+    return cfg, result, probe, Manifest.read(corpus / "xdc_engine.csv")
+
+
+def _last_logged(output_dir: Path, name: str) -> float:
+    metrics = next((output_dir / "logs" / "csv").glob("version_*/metrics.csv"))
+    with metrics.open(newline="") as handle:
+        values = [float(row[name]) for row in csv.DictReader(handle) if row.get(name)]
+    assert values, f"{name} was never logged"
+    return values[-1]
+
+
+def test_engine_run_logs_scores_against_the_manifest_labels(engine_run):
+    cfg, result, _, manifest = engine_run
+    assert result.global_step == ENGINE_FILES and int(result.method.num_clusterings) == 2
+    classes = manifest.labels()
+    labels = torch.tensor([classes.index(row.label) if row.label else -1 for row in manifest])
+    known = labels >= 0
+    for name in ("video", "audio"):
+        assignments = result.method.pseudo_labels(name)  # the second clustering's, logged in epoch 1
+        for metric, value in clustering_scores(assignments[known], labels[known]).items():
+            assert _last_logged(result.output_dir, f"train/xdc/{name}/{metric}") == pytest.approx(value, rel=1e-6)
+        assert 0.0 <= _last_logged(result.output_dir, f"train/xdc/{name}/nmi_previous") <= 1.0
+
+
+def test_engine_drops_the_optimizer_state_of_reinitialised_heads(engine_run):
+    _, _, probe, _ = engine_run
+    # Epoch 1 starts right after the second clustering: Adam kept its moments for the encoder
+    # (trained through epoch 0) and has none for the fresh heads.
+    assert probe.encoder_state and all(probe.encoder_state)
+    assert probe.head_state and not any(probe.head_state)
+
+
+def test_engine_feature_pass_reads_the_decoded_clip_store(engine_run):
+    _, result, probe, _ = engine_run
+    assert probe.disk_reads == 0  # training batches and both feature passes came from memory
+    for name in ("video", "audio"):
+        assert (result.method.pseudo_labels(name) >= 0).all()  # every clip was read and clustered
+
+
+def test_engine_final_export_loads_back(engine_run):
+    cfg, result, _, manifest = engine_run
+    final = result.output_dir / "final"
+    payload = torch.load(final / "method.pt", weights_only=True)
+    restored = build_method(cfg.method, num_items=len(manifest))
+    restored.load_state_dict(payload["state_dict"])  # strict
+    assert torch.equal(restored.pseudo_labels_video, result.method.pseudo_labels_video)
+    for modality in ("video", "audio"):
+        encoder = load_encoder(final / f"{modality}_encoder.pt")
+        trained = getattr(result.method, f"{modality}_encoder").state_dict()
+        assert encoder.state_dict().keys() == trained.keys()
+        assert all(torch.equal(encoder.state_dict()[k], v) for k, v in trained.items())

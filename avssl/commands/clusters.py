@@ -17,12 +17,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from avssl.viz.gallery import GalleryItem
@@ -49,211 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-# ------------------------------------------------------------------------------------ encoders
-
-
-def trained_input_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """What a pretraining run fed its encoders, as :class:`~avssl.models.input_spec.InputSpec`
-    field changes per modality, from the run's ``data`` config (view recipe and overrides).
-
-    An encoder's own ``input_spec`` describes its original release; a run may feed it differently
-    (XDC's demo trains ``audio_resnet_small`` on recipe ``avid``'s 257-bin spectrogram), and clips
-    for the gallery must be made as in training.
-    """
-    import inspect
-
-    from avssl.media.augment.presets import get_augment_preset
-    from avssl.media.spectrogram import get_preset
-    from avssl.train.config import DataConfig
-    from avssl.train.data import build_recipe
-
-    if not config.get("data"):
-        return {}
-    recipe = build_recipe(DataConfig(**config["data"]))
-    preset = get_augment_preset(recipe.video_augment)
-    defaults = {name: p.default for name, p in inspect.signature(preset.factory).parameters.items()}
-    video = {**defaults, **preset.defaults, **dict(recipe.video_augment_overrides)}
-    specs = {"video": {"fps": recipe.video_fps, "frames": round(recipe.video_seconds * recipe.video_fps),
-                       "size": int(video["size"]), "mean": tuple(video["mean"]), "std": tuple(video["std"])}}
-    if recipe.audio is not None:
-        # A front end without its own length uses the recipe's audio window (avssl.data.views).
-        seconds = recipe.audio.clip_seconds or recipe.audio_seconds
-        specs["audio"] = {"spectrogram": recipe.audio.preset, "duration": seconds,
-                          "sample_rate": get_preset(recipe.audio.preset).sample_rate}
-    return specs
-
-
-def _method_file_encoders(obj: Mapping[str, Any], source: Path, wanted: Sequence[str]) -> dict[str, nn.Module]:
-    """Encoders of an ``avssl-method`` file (``final/method.pt``): names from the run's config,
-    weights from the ``<modality>_encoder.`` entries of the method's state dict, ``input_spec`` as
-    the run fed them (:func:`trained_input_specs`)."""
-    import dataclasses
-
-    from avssl.models.checkpoints import CheckpointError, load_state_strict
-    from avssl.models.registry import create_encoder
-
-    config = (obj.get("header") or {}).get("config") or {}
-    method = config.get("method") or {}
-    state = obj.get("state_dict") or {}
-    encoders = {}
-    for modality in wanted:
-        name = method.get(f"{modality}_encoder")
-        if not name:
-            continue
-        # The run's kwargs may point at the weights it started from; these weights replace them.
-        kwargs = {k: v for k, v in (method.get(f"{modality}_encoder_kwargs") or {}).items()
-                  if k not in ("checkpoint_path", "pretrained")}
-        prefix = f"{modality}_encoder."
-        sub_state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-        if not sub_state:
-            raise CheckpointError(f"checkpoint {source}: field 'state_dict' has no '{prefix}*' entries")
-        encoder = create_encoder(name, **kwargs)
-        load_state_strict(encoder, sub_state, f"{source} [{prefix}*]")
-        changes = trained_input_specs(config).get(modality)
-        if changes:
-            encoder.input_spec = dataclasses.replace(encoder.input_spec, **changes)
-        encoders[modality] = encoder
-    return encoders
-
-
-def _checkpoint_encoders(path: Path, names: Mapping[str, str | None], wanted: Sequence[str]) -> dict[str, nn.Module]:
-    from avssl.models.checkpoints import CheckpointError, read_checkpoint
-    from avssl.models.checkpoints.avssl_native import load_encoder, read_header
-    from avssl.models.registry import create_encoder
-
-    if path.is_dir():
-        files = [path / "method.pt"] if (path / "method.pt").is_file() else sorted(path.glob("*_encoder.pt"))
-        if not files:
-            raise CheckpointError(f"checkpoint folder {path}: holds neither method.pt nor *_encoder.pt")
-        found: dict[str, nn.Module] = {}
-        for file in files:
-            found.update(_checkpoint_encoders(file, names, wanted))
-        return found
-    obj = read_checkpoint(path)
-    if isinstance(obj, Mapping) and obj.get("format") == "avssl-method":
-        return _method_file_encoders(obj, path, wanted)
-    if read_header(obj, f"checkpoint {path}") is not None:
-        encoder = load_encoder(path)
-        return {encoder.modality: encoder}
-    failures = []
-    for modality in wanted:
-        if names.get(modality):
-            try:
-                return {modality: create_encoder(names[modality], checkpoint_path=path)}
-            except CheckpointError as exc:
-                failures.append(f"{names[modality]}: {exc}")
-    detail = "; ".join(failures) or "name its encoder with --video-encoder or --audio-encoder"
-    raise CheckpointError(f"checkpoint {path}: not an avssl file and no named encoder accepts it ({detail})")
-
-
-def load_encoders(
-    checkpoints: Sequence[Path], names: Mapping[str, str | None], wanted: Sequence[str], seed: int = 0
-) -> dict[str, nn.Module]:
-    """One encoder per wanted modality, in eval mode: from the checkpoints, else a seeded random
-    initialisation of the named encoder. Raises naming the modality that has neither."""
-    from avssl.models.registry import create_encoder
-
-    encoders: dict[str, nn.Module] = {}
-    for path in checkpoints:
-        for modality, encoder in _checkpoint_encoders(Path(path), names, wanted).items():
-            if modality in wanted:
-                encoders.setdefault(modality, encoder)
-    for modality in wanted:
-        if modality not in encoders:
-            if not names.get(modality):
-                raise ValueError(
-                    f"no {modality} encoder: give a checkpoint that holds one, or --{modality}-encoder NAME "
-                    f"(with --checkpoint for its weights, without for a random baseline)"
-                )
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                encoders[modality] = create_encoder(names[modality])
-    return {m: encoders[m].eval().requires_grad_(False) for m in wanted}
-
-
-# ------------------------------------------------------------------------------------ features
-
-
-class ClipReader:
-    """Turns one file into each encoder's input: a clip from the middle of the file, prepared as
-    the encoder's ``input_spec`` says (evaluation resize + centre crop + normalisation for video,
-    the spectrogram preset for audio)."""
-
-    def __init__(self, encoders: Mapping[str, nn.Module]) -> None:
-        from avssl.media.augment import get_video_augment
-        from avssl.media.augment.presets import EVAL_CROP_FRACTION
-        from avssl.media.spectrogram import Spectrogram, get_preset
-
-        self.video_transform = self.spectrogram = None
-        if "video" in encoders:
-            spec = encoders["video"].input_spec
-            self.video_spec = spec
-            self.video_transform = get_video_augment("eval_video", size=spec.size, mean=spec.mean, std=spec.std)
-            self.short_side = round(spec.size / EVAL_CROP_FRACTION)
-        if "audio" in encoders:
-            spec = encoders["audio"].input_spec
-            self.audio_spec = spec
-            self.spectrogram = Spectrogram(get_preset(spec.spectrogram, clip_seconds=spec.duration))
-
-    def __call__(self, path: Path) -> dict[str, Tensor]:
-        from avssl.media import decode
-        from avssl.viz.gallery import middle_window
-
-        info = decode.probe(path, count_frames=False)
-        inputs: dict[str, Tensor] = {}
-        if self.video_transform is not None:
-            if not info.has_video:
-                raise decode.DecodeError(path, "no video stream")
-            fps = self.video_spec.fps or info.fps  # None: the native rate (VMZ)
-            window = middle_window(info.video_start, info.video_end, self.video_spec.frames / fps)
-            (clip,) = decode.read_video(path, [window], fps, info=info, short_side=self.short_side)
-            inputs["video"] = self.video_transform(clip)  # [3, T, S, S]
-        if self.spectrogram is not None:
-            if not info.has_audio:
-                raise decode.DecodeError(path, "no audio stream")
-            window = middle_window(info.audio_start, info.audio_end, self.audio_spec.duration)
-            (wave,) = decode.read_audio(path, [window], self.audio_spec.sample_rate, info=info)
-            inputs["audio"] = self.spectrogram(wave)[0]  # [1, F, T]
-        return inputs
-
-
-@torch.no_grad()
-def extract_features(
-    paths: Sequence[Path], encoders: Mapping[str, nn.Module], device: str, batch_size: int, progress: bool = True
-) -> tuple[dict[str, Tensor], list[int], list[tuple[str, str]]]:
-    """Features ``{modality: [n, D]}`` of the files that could be read, their positions in
-    ``paths``, and ``(path, reason)`` for the others."""
-    from tqdm import tqdm
-
-    from avssl.data.datasets import DECODE_FAILURES
-
-    reader = ClipReader(encoders)
-    models = {m: e.to(device) for m, e in encoders.items()}
-    features: dict[str, list[Tensor]] = {m: [] for m in models}
-    kept: list[int] = []
-    failed: list[tuple[str, str]] = []
-    pending: list[dict[str, Tensor]] = []
-
-    def flush() -> None:
-        for modality, model in models.items():
-            batch = torch.stack([p[modality] for p in pending]).to(device)
-            features[modality].append(model(batch).float().cpu())
-        pending.clear()
-
-    for position, path in enumerate(tqdm(paths, desc="clip features", unit="file", disable=not progress)):
-        try:
-            pending.append(reader(path))
-        except DECODE_FAILURES as exc:
-            failed.append((str(path), f"{type(exc).__name__}: {exc}".splitlines()[0]))
-            continue
-        kept.append(position)
-        if len(pending) == batch_size:
-            flush()
-    if pending:
-        flush()
-    return {m: torch.cat(parts) if parts else torch.empty(0) for m, parts in features.items()}, kept, failed
-
-
 # ----------------------------------------------------------------------------------------- run
 
 
@@ -270,6 +61,7 @@ def _manifest_items(manifest_path: Path, max_files: int | None) -> list[GalleryI
 
 
 def run(args: argparse.Namespace) -> int:
+    from avssl.evaluate.middle_clip import extract_middle_clip_features, load_encoders
     from avssl.viz.gallery import ExcerptSettings, build_clusters, write_gallery
 
     if args.num_clips < 1 or args.batch_size < 1:
@@ -278,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     names = {"video": args.video_encoder, "audio": args.audio_encoder}
     encoders = load_encoders(args.checkpoint, names, wanted, args.seed)
     items = _manifest_items(args.manifest, args.max_files)
-    features, kept, failed = extract_features(
+    features, kept, failed = extract_middle_clip_features(
         [item.path for item in items], encoders, args.device, args.batch_size, progress=not args.no_progress
     )
     for path, reason in failed:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import collections
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from avssl.data.clip_store import DecodedClipStore
 from avssl.data.manifest import Manifest
 from avssl.data.views import RecipeRunner, ViewRecipe
 from avssl.media import decode
@@ -43,6 +43,12 @@ class PretrainingDataset(Dataset):
         seed: base seed; draws depend on ``(seed, epoch, index)`` only.
         max_skips: how many following files an item may try before giving up with an error.
         backend: decoder backend (default: :func:`avssl.media.decode.default_backend`).
+        store: decoded clips held in memory (:class:`avssl.data.clip_store.DecodedClipStore`);
+            files it holds are not decoded again.
+
+    Each item also has ``label`` ``[k]``: the row's class index in ``manifest.labels()`` (sorted),
+    -1 for a row with no label or several (methods that log clustering metrics use it; no
+    pretext loss reads it).
     """
 
     def __init__(
@@ -53,6 +59,7 @@ class PretrainingDataset(Dataset):
         seed: int = 0,
         max_skips: int = 50,
         backend: str | None = None,
+        store: DecodedClipStore | None = None,
     ) -> None:
         if clips_per_video < 1:
             raise ValueError(f"PretrainingDataset: clips_per_video must be >= 1, got {clips_per_video}")
@@ -64,6 +71,11 @@ class PretrainingDataset(Dataset):
         self.seed = seed
         self.max_skips = max_skips
         self.backend = backend
+        self.store = store
+        classes = {name: number for number, name in enumerate(manifest.labels())}
+        self.labels = torch.tensor(
+            [classes[row.labels[0]] if len(row.labels) == 1 else -1 for row in manifest], dtype=torch.long
+        )
         self.epoch = 0
         self._runner: RecipeRunner | None = None
         self._info_cache: dict[str, decode.MediaInfo] = {}
@@ -78,13 +90,21 @@ class PretrainingDataset(Dataset):
     def runner(self) -> RecipeRunner:
         # Built lazily so each DataLoader worker builds its own (filterbanks, augment modules).
         if self._runner is None:
-            self._runner = self.recipe.build()
+            self._runner = self.recipe.build(self.store)
         return self._runner
 
-    def _info(self, path: Path) -> decode.MediaInfo:
+    def media_info(self, index: int) -> decode.MediaInfo:
+        """Facts of row ``index``: as recorded when the manifest has the stream timings (``avssl
+        prepare`` writes them), else from a probe of the file (cached)."""
+        row = self.manifest[index]
+        path = self.manifest.resolve(row)
         key = str(path)
         if key not in self._info_cache:
-            self._info_cache[key] = decode.probe(path, count_frames=False, backend=self.backend)
+            recorded = (row.fps and row.width and row.height and row.video_duration is not None
+                        and (row.audio_duration is not None or not row.has_audio))
+            self._info_cache[key] = (
+                row.media_info(path) if recorded else decode.probe(path, count_frames=False, backend=self.backend)
+            )
         return self._info_cache[key]
 
     def _generators(self, index: int) -> tuple[np.random.Generator, torch.Generator]:
@@ -100,7 +120,7 @@ class PretrainingDataset(Dataset):
             path = self.manifest.resolve(self.manifest[current])
             rng, generator = self._generators(current)
             try:
-                views = self.runner(path, self._info(path), self.clips_per_video, rng, generator, self.backend)
+                views = self.runner(path, self.media_info(current), self.clips_per_video, rng, generator, self.backend)
             except DECODE_FAILURES as exc:
                 skipped.append((str(path), f"{type(exc).__name__}: {exc}".splitlines()[0]))
                 continue
@@ -108,6 +128,7 @@ class PretrainingDataset(Dataset):
             return {
                 **views,
                 "index": torch.full((k,), current, dtype=torch.long),
+                "label": self.labels[current].repeat(k),
                 "skipped": skipped,
             }
         raise RuntimeError(
@@ -122,7 +143,8 @@ def collate_views(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for key in ("video", "audio"):
         num_views = len(items[0][key])
         batch[key] = [torch.cat([item[key][v] for item in items]) for v in range(num_views)]
-    batch["index"] = torch.cat([item["index"] for item in items])
+    for key in ("index", "label"):
+        batch[key] = torch.cat([item[key] for item in items])
     batch["skipped"] = [entry for item in items for entry in item["skipped"]]
     return batch
 

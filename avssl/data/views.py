@@ -26,10 +26,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avssl.data.clip_store import DecodedClipStore
 from avssl.media import decode
 from avssl.media.augment import get_audio_augment, get_video_augment
 from avssl.media.augment.presets import AudioAugment
 from avssl.media.augment.transform import Compose
+from avssl.media.color_stats import KINETICS_MEAN, KINETICS_STD
 from avssl.media.sampling import (
     StreamSpan,
     Window,
@@ -144,15 +146,20 @@ class ViewRecipe:
         """A copy with fields changed (e.g. ``video_augment_overrides=(("size", 64),)``)."""
         return dataclasses.replace(self, **changes)
 
-    def build(self) -> RecipeRunner:
-        return RecipeRunner(self)
+    def build(self, store: DecodedClipStore | None = None) -> RecipeRunner:
+        return RecipeRunner(self, store)
 
 
 class RecipeRunner:
-    """A recipe with its augmentations and front ends built (one per dataset worker)."""
+    """A recipe with its augmentations and front ends built (one per dataset worker).
 
-    def __init__(self, recipe: ViewRecipe) -> None:
+    ``store``: decoded clips held in memory (:mod:`avssl.data.clip_store`); files found there are
+    read from it, with the decoder's frame and sample choice, the others from disk.
+    """
+
+    def __init__(self, recipe: ViewRecipe, store: DecodedClipStore | None = None) -> None:
         self.recipe = recipe
+        self.store = store
         self.video_augment = _video_augment(recipe.video_augment, recipe.video_augment_overrides)
         self.local_video_augment = (
             _video_augment(recipe.local_video_augment, recipe.local_video_augment_overrides)
@@ -188,11 +195,14 @@ class RecipeRunner:
         backend: str | None,
     ) -> tuple[list[Tensor], list[Tensor]]:
         r = self.recipe
-        video = decode.read_video(
+        # A recipe that reads at another size or rate (e.g. XDC's clustering pass) reads the file.
+        rate = r.sample_rate if audio_windows else None
+        source = self.store if self.store is not None and self.store.serves(path, r.decode_short_side, rate) else decode
+        video = source.read_video(
             path, video_windows, r.video_fps, backend=backend, info=info, short_side=r.decode_short_side
         )
         audio = (
-            decode.read_audio(path, audio_windows, r.sample_rate, backend=backend, info=info)
+            source.read_audio(path, audio_windows, r.sample_rate, backend=backend, info=info)
             if audio_windows
             else []
         )
@@ -298,6 +308,17 @@ _RECIPES: dict[str, ViewRecipe] = {
         "crisscross", "crisscross", video_fps=16, video_seconds=0.5, audio_seconds=2.0,
         video_augment="crisscross_pretrain_video",
         audio=AudioFrontend("crisscross", "crisscross_pretrain_audio"),
+    ),
+    # XDC (§1.2–1.4; the originals' pretraining inputs were never released): one synchronous pair,
+    # no offset: 8 frames at 16 fps inside 2 s of 16 kHz audio -> 80-mel log spectrogram (XDC's audio
+    # ResNet reads mel spectrograms, issue #4). CrissCross video augmentation, but normalised with
+    # the Kinetics statistics of XDC's video encoder (§1.2, issue #2); gain-only audio augmentation
+    # (§1.4 names none).
+    "xdc": ViewRecipe(
+        "xdc", "synchronous", video_fps=16, video_seconds=0.5, audio_seconds=2.0, max_offsync=0.0,
+        video_augment="crisscross_pretrain_video",
+        video_augment_overrides=(("mean", KINETICS_MEAN), ("std", KINETICS_STD)),
+        audio=AudioFrontend("crisscross", "avid_pretrain_audio"),
     ),
     # XKD (§4.2): global 32 frames at 8 fps (4 s) 112² + local 8×96²; 4 s + 1 s log-mel (hop 143).
     "xkd": ViewRecipe(

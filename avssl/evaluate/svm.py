@@ -11,6 +11,7 @@ the test fold is scored once with that C. Reports label which mode made the numb
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,6 +31,8 @@ from avssl.evaluate.protocols import (
     ProtocolPreset,
     register_protocol_kind,
 )
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "SVMOutcome", "fit_linear_svm", "fuse_features", "run_av_svm_protocol", "run_svm_protocol", "select_c_heldout",
@@ -216,6 +219,8 @@ def _svm_folds(
             seed=context.seed, cv_splits=svm.get("cv_splits", 3), max_iter=svm.get("max_iter", 1000),
             dual=svm.get("dual", "auto"),
         )
+        logger.info("%s fold %s: C=%g, top-1 %.2f (%d training clips, %d-d)", preset.name, fold, outcome.chosen_c,
+                    outcome.top1, len(x), x.shape[1])
         results.append(FoldResult(fold, {"top1": outcome.top1, "top5": outcome.top5}, {
             "C": outcome.chosen_c, "selection": outcome.selection, "top1_by_C": outcome.accuracy_by_c,
             "train_files": len(train.rows), "train_clips": len(x), "test_files": len(test.rows),

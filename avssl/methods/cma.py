@@ -194,6 +194,9 @@ class AVIDCMA(nn.Module):
         temperature (0.07), momentum (0.5), bank_seed, negative_sampler: as in xID.
     """
 
+    # The heads whose outputs share one space across modalities (cross-modal retrieval reads them).
+    shared_space_heads = {"video": "video_proj", "audio": "audio_proj"}
+
     def __init__(
         self,
         video_encoder: nn.Module,

@@ -113,6 +113,9 @@ class CrissCross(nn.Module):
     Batch: video ``[v1, v2]`` and audio ``[a1, a2]`` (recipe ``crisscross``).
     """
 
+    # The heads whose outputs share one space across modalities (cross-modal retrieval reads them).
+    shared_space_heads = {"video": "video_projector", "audio": "audio_projector"}
+
     def __init__(
         self,
         video_encoder: nn.Module,

@@ -116,6 +116,9 @@ class VICReg(nn.Module):
     (recipe ``video_pair``).
     """
 
+    # The heads whose outputs share one space across modalities (cross-modal retrieval reads them).
+    shared_space_heads = {"video": "video_exp", "audio": "audio_exp"}
+
     def __init__(
         self,
         video_encoder: nn.Module,

@@ -7,7 +7,10 @@ DeepCluster-style implementation of the paper's formulation. Each cycle:
 1. **Cluster** (:meth:`XDC.on_train_epoch_start`, when due): an eval-mode pass over every training clip
    gives ``E_v(v_i)`` and ``E_a(a_i)`` ([N, 512] each, ``ctx.extract_features``); k-means
    (:func:`avssl.methods.kmeans.kmeans`) turns them into pseudo-labels, stored in buffers ``[N]``
-   (so a checkpoint resumes with exactly the same labels). The heads are re-initialised.
+   (so a checkpoint resumes with exactly the same labels). The heads are re-initialised, and
+   :meth:`XDC.take_reset_parameters` hands them to the engine, which drops their optimiser state
+   (momentum, Adam moments of weights that no longer exist; DeepCluster builds a new optimiser
+   for its fresh top layer).
 2. **Train** with cross-entropy of linear heads on the encoder features against the pseudo-labels:
 
    =======  ==========================================================  ===========================
@@ -32,13 +35,16 @@ with ``balanced_sampling=True``, :meth:`XDC.sample_weights` gives each clip the 
 ``1 / (k_nonempty · |its cluster|)`` averaged over the clusterings the variant predicts, which the
 engine uses to draw the epoch's indices.
 
-At each re-clustering the method logs (in the scalars of every following ``forward``, prefix
-``cluster/``): NMI, ARI, purity and Hungarian accuracy against the labels when the batches carry
-``label``, NMI with the previous assignment (DeepCluster's stability measure), the k-means inertia
-per point and the number of clusters filled by splitting.
+At each re-clustering the method logs, in the scalars of every following ``forward`` (the engine
+writes them as ``train/xdc/<clustering>/<metric>``, clustering ``video`` | ``audio`` | ``joint``):
+``nmi``, ``ari``, ``purity`` and ``hungarian_accuracy`` against the class labels, when the batches
+carry ``label`` (the engine's dataset does: the manifest row's class index, ``-1`` for a row with no
+single label, which is left out of the scores); ``nmi_previous``, the NMI with the previous
+assignment (DeepCluster's stability measure); ``inertia`` (k-means objective per point) and
+``num_split`` (clusters filled by splitting).
 
-Batch: one video view ``[B, 3, T, H, W]``, one audio view ``[B, 1, F, T]``, ``index`` ``[B]``
-(view recipe ``avid``-style synchronous pairs).
+Batch: one video view ``[B, 3, T, H, W]``, one audio view ``[B, 1, F, T]``, ``index`` ``[B]``,
+optional ``label`` ``[B]`` (view recipe ``xdc``: synchronous pairs, :mod:`avssl.data.views`).
 """
 
 from __future__ import annotations
@@ -61,13 +67,16 @@ from avssl.methods.registry import register_method
 if TYPE_CHECKING:
     from avssl.data.views import ViewRecipe
 
-__all__ = ["XDC", "PredictionTask", "VARIANTS", "prediction_tasks", "clusterings_of"]
+__all__ = ["XDC", "PredictionTask", "VARIANTS", "prediction_tasks", "clusterings_of", "clustering_statistics",
+           "metric_name"]
 
 logger = logging.getLogger(__name__)
 
 Variant = Literal["xdc", "sdc", "mdc", "cdc"]
 VARIANTS: tuple[str, ...] = ("xdc", "sdc", "mdc", "cdc")
 IGNORE = -1  # pseudo-label of a clip that has none yet (never clustered): ignored by the loss
+UNLABELLED = -1  # batch["label"] of a manifest row with no single class: left out of the scores
+LOG_PREFIX = "xdc"
 
 
 @dataclass(frozen=True)
@@ -186,6 +195,7 @@ class XDC(nn.Module):
         self.feature_batch_size = feature_batch_size
 
         dims = {"video": video_encoder.out_dim, "audio": audio_encoder.out_dim}
+        self._heads_reset = False  # set by reset_heads, consumed by take_reset_parameters
         self.heads = nn.ModuleDict(
             {t.name: nn.Linear(dims[t.source], self.num_clusters[t.target]) for t in self.tasks}
         )
@@ -226,6 +236,21 @@ class XDC(nn.Module):
         for head in self.heads.values():
             nn.init.normal_(head.weight, std=0.01)
             nn.init.zeros_(head.bias)
+        self._heads_reset = True
+
+    def take_reset_parameters(self) -> list[nn.Parameter]:
+        """The parameters re-initialised since the last call (all head parameters after a
+        re-clustering, else none); each reset is handed out once.
+
+        The engine (:class:`avssl.train.module.PretrainModule`) calls this after
+        :meth:`on_train_epoch_start` and drops the optimiser state of what it gets: momentum and
+        Adam moments accumulated for the old heads would push the fresh ones along the gradients
+        of classes that no longer exist.
+        """
+        if not self._heads_reset:
+            return []
+        self._heads_reset = False
+        return list(self.heads.parameters())
 
     # ---------------------------------------------------------------------------------- training
 
@@ -258,7 +283,7 @@ class XDC(nn.Module):
                 self.epoch_loss_count += 1
         outputs["loss"] = total
         for name, value in self.clustering_log.items():
-            outputs[f"cluster/{name}"] = torch.tensor(value)
+            outputs[name] = torch.tensor(value)
         return outputs
 
     # -------------------------------------------------------------------------------- clustering
@@ -295,7 +320,8 @@ class XDC(nn.Module):
 
     def clustering_features(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """What the feature pass keeps of one batch: ``{"video": [B, Dv], "audio": [B, Da]}`` and,
-        when the batch carries labels, ``"label": [B, 1]``."""
+        when the batch carries labels, ``"label": [B, 1]`` (gathered with the features, so each
+        instance's label lands in its row of the table; -1 = unlabelled)."""
         (video,) = take_views(batch, "video", 1, "XDC")
         (audio,) = take_views(batch, "audio", 1, "XDC")
         out = {"video": self.video_encoder(video), "audio": self.audio_encoder(audio)}
@@ -314,7 +340,8 @@ class XDC(nn.Module):
         features = ctx.extract_features(
             self.clustering_features, recipe=self.clustering_recipe, batch_size=self.feature_batch_size
         )
-        labels = features["label"].reshape(-1).long().cpu() if "label" in features else None
+        # The engine gathers every table as float: class indices (and -1) are exact in float32.
+        labels = features["label"].reshape(-1).round().long().cpu() if "label" in features else None
         return self.assign_pseudo_labels(
             {"video": features["video"], "audio": features["audio"]}, int(ctx.epoch), labels, features.get("valid")
         )
@@ -331,11 +358,14 @@ class XDC(nn.Module):
         the assignments the new pseudo-labels.
 
         ``valid`` ``[N]`` bool marks the rows to cluster (the others get no pseudo-label and are
-        ignored by the loss); ``labels`` ``[N]`` (optional) only feed the logged scores. k-means runs
-        on rank 0 and its assignment is broadcast, so every rank trains on the same labels.
+        ignored by the loss); ``labels`` ``[N]`` (optional; ``-1`` = unlabelled) only feed the logged
+        scores. k-means runs on rank 0 and its assignment is broadcast, so every rank trains on the
+        same labels.
         """
         num_items = features["video"].shape[0]
         valid = torch.ones(num_items, dtype=torch.bool) if valid is None else valid.bool().cpu()
+        if labels is not None and labels.shape != (num_items,):
+            raise ValueError(f"XDC: labels must be [N] = [{num_items}] class indices, got shape {tuple(labels.shape)}")
         round_seed = self.seed + int(self.num_clusterings)
         log: dict[str, float] = {}
         for name in clusterings_of(self.variant):
@@ -356,14 +386,9 @@ class XDC(nn.Module):
             distributed.broadcast_from_rank0(assignments)
             distributed.broadcast_from_rank0(kmeans_stats)
             setattr(self, f"pseudo_labels_{name}", assignments)
-            log[f"{name}_inertia"], log[f"{name}_num_split"] = kmeans_stats.tolist()
-            current = assignments.cpu()
-            if previous is not None:
-                both = valid & (previous != IGNORE)
-                log[f"{name}_nmi_previous"] = normalized_mutual_info(current[both], previous[both])
-            if labels is not None:
-                scores = clustering_scores(current[valid], labels[valid])
-                log.update({f"{name}_{metric}": value for metric, value in scores.items()})
+            inertia, num_split = kmeans_stats.tolist()
+            log.update(clustering_statistics(name, assignments.cpu(), valid, previous, labels))
+            log.update({metric_name(name, "inertia"): inertia, metric_name(name, "num_split"): num_split})
         self.reset_heads()
         self.num_clusterings += 1
         self.last_clustering_epoch.fill_(epoch)
@@ -407,6 +432,39 @@ class XDC(nn.Module):
             per_clip[valid] = 1.0 / (nonempty * sizes[labels[valid]])
             weights += per_clip / len(targets)
         return weights
+
+
+def metric_name(clustering: str, metric: str) -> str:
+    """Logged name of one clustering statistic, e.g. ``xdc/video/purity``."""
+    return f"{LOG_PREFIX}/{clustering}/{metric}"
+
+
+def clustering_statistics(
+    clustering: str,
+    assignments: Tensor,
+    valid: Tensor,
+    previous: Tensor | None = None,
+    labels: Tensor | None = None,
+) -> dict[str, float]:
+    """Scores of one clustering's ``assignments`` ``[N]`` over the ``valid`` ``[N]`` rows.
+
+    ``nmi_previous``: NMI with ``previous`` ``[N]`` (the last round's pseudo-labels) over the rows
+    both rounds assigned. ``nmi`` / ``ari`` / ``purity`` / ``hungarian_accuracy``
+    (:func:`avssl.evaluate.cluster_metrics.clustering_scores`): against ``labels`` ``[N]`` over the
+    rows with a class (``-1`` rows, e.g. multi-label or unlabelled manifest rows, are left out).
+    A score with no row to compute it on is not reported.
+    """
+    out: dict[str, float] = {}
+    if previous is not None:
+        both = valid & (previous != IGNORE)
+        if both.any():
+            out[metric_name(clustering, "nmi_previous")] = normalized_mutual_info(assignments[both], previous[both])
+    if labels is not None:
+        known = valid & (labels != UNLABELLED)
+        if known.any():
+            scores = clustering_scores(assignments[known], labels[known])
+            out.update({metric_name(clustering, metric): value for metric, value in scores.items()})
+    return out
 
 
 def _resize_pseudo_label_buffers(module: XDC, state_dict: Mapping[str, Tensor], prefix: str, *args: Any) -> None:

@@ -96,6 +96,9 @@ class XID(nn.Module):
     State: heads, encoders and ``criterion.*`` (banks, Z, q, epoch) are all in ``state_dict()``.
     """
 
+    # The heads whose outputs share one space across modalities (cross-modal retrieval reads them).
+    shared_space_heads = {"video": "video_proj", "audio": "audio_proj"}
+
     def __init__(
         self,
         video_encoder: nn.Module,

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from avssl.models.checkpoints.avssl_native import save_encoder
 
@@ -146,17 +147,54 @@ def encoder_modules(method: nn.Module) -> dict[str, nn.Module]:
     return found
 
 
+# What torch.load(weights_only=True) reads back besides tensors (DESIGN.md "Checkpoints").
+_PLAIN_SCALARS = (str, int, float, bool, type(None))
+
+
+def portable_state(state_dict: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """A CPU copy of ``state_dict`` that ``torch.load(..., weights_only=True)`` reads back.
+
+    Tensors are detached and copied. ``*._extra_state`` entries (a module's ``get_extra_state``)
+    may be any object; they are copied when built of tensors, numbers, strings, ``None`` and
+    lists / tuples / dicts of those, and refused otherwise with the entry's key and type in the
+    message (``source`` names the file being written): pickling arbitrary objects would make the
+    file unreadable with ``weights_only=True``.
+    """
+    return {key: _portable(value, f"{source}: state_dict[{key!r}]") for key, value in state_dict.items()}
+
+
+def _portable(value: Any, where: str) -> Any:
+    if isinstance(value, Tensor):
+        return value.detach().cpu().clone()
+    if isinstance(value, _PLAIN_SCALARS):
+        return value
+    if isinstance(value, (list, tuple)):
+        items = [_portable(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return items if isinstance(value, list) else tuple(items)  # named tuples become plain ones
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, _PLAIN_SCALARS) for k in value):
+            raise TypeError(f"{where}: dict keys must be strings or numbers, got {sorted(map(repr, value))[:3]}")
+        return {k: _portable(v, f"{where}[{k!r}]") for k, v in value.items()}
+    raise TypeError(
+        f"{where} is a {type(value).__name__}: extra state (get_extra_state) must be tensors, numbers, strings, "
+        "None or lists/tuples/dicts of them to be exported"
+    )
+
+
 def export_final(method: nn.Module, directory: str | Path, header: dict[str, Any]) -> list[Path]:
-    """Write ``method.pt`` (whole method state + header) and one avssl-encoder file per encoder."""
+    """Write ``method.pt`` (whole method state + header) and one avssl-encoder file per encoder.
+
+    The method state may hold ``_extra_state`` entries (see :func:`portable_state`).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    method_path = directory / "method.pt"
     payload = {
         "format": METHOD_FORMAT,
         "version": 1,
         "header": header,
-        "state_dict": {k: v.detach().cpu().clone() for k, v in method.state_dict().items()},
+        "state_dict": portable_state(method.state_dict(), str(method_path)),
     }
-    method_path = directory / "method.pt"
     temporary = directory / ".method.pt.tmp"
     torch.save(payload, temporary)
     os.replace(temporary, method_path)

@@ -36,6 +36,8 @@ class DataConfig:
         seed: data order and augmentation seed.
         decoder_backend: torchcodec, pyav or null (library default).
         max_skips: consecutive undecodable files an item may skip before the run stops.
+        cache_decoded: decode every file once before training and hold the clips in memory
+            (:mod:`avssl.data.clip_store`); for small corpora (the demo corpus: ~0.75 GB).
     """
 
     manifest: str
@@ -52,6 +54,7 @@ class DataConfig:
     seed: int = 0
     decoder_backend: str | None = None
     max_skips: int = 50
+    cache_decoded: bool = False
 
     def __post_init__(self) -> None:
         if self.clips_per_video < 1:
@@ -167,6 +170,9 @@ class TrainerConfig:
     Attributes:
         max_epochs: epochs to train (null: max_steps decides).
         max_steps: optimiser steps to train (-1: max_epochs decides).
+        max_minutes: also stop after this much training time (wall clock; null: no limit). The
+            schedule still spans max_steps / max_epochs; benchmarks use it to give every method
+            the same compute budget.
         precision: 32, bf16-mixed or 16-mixed.
         accelerator: cpu, gpu or auto.
         devices: devices per node, or auto.
@@ -184,6 +190,7 @@ class TrainerConfig:
 
     max_epochs: int | None = None
     max_steps: int = -1
+    max_minutes: float | None = None
     precision: int | str = "32"  # YAML reads an unquoted 32 as a number
     accelerator: str = "auto"
     devices: int | str = 1
@@ -204,6 +211,8 @@ class TrainerConfig:
             raise ValueError(f"trainer.precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.max_epochs is not None and self.max_epochs < 1:
             raise ValueError(f"trainer.max_epochs must be >= 1, got {self.max_epochs}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ValueError(f"trainer.max_minutes must be positive, got {self.max_minutes}")
         if self.checkpoint_every_n_steps < 1 or self.log_every_n_steps < 1:
             raise ValueError("trainer.checkpoint_every_n_steps and trainer.log_every_n_steps must be >= 1")
 

@@ -21,7 +21,6 @@ sampling weights).
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -31,52 +30,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from avssl.data.clip_store import DecodedClipStore
 from avssl.data.datasets import PretrainingDataset, SkipCounter, collate_views
 from avssl.data.manifest import Manifest
-from avssl.data.views import ViewRecipe, get_view_recipe
+from avssl.data.recipe_overrides import build_recipe
+from avssl.data.views import ViewRecipe
 from avssl.train.config import DataConfig
 
 WeightsFn = Callable[[], "Tensor | None"]
-
-
-def _frozen(value: Any) -> Any:
-    # Recipes are frozen dataclasses holding tuples; YAML gives lists.
-    if isinstance(value, (list, tuple)):
-        return tuple(_frozen(v) for v in value)
-    return value
-
-
-def _merged(existing: tuple[tuple[str, object], ...], overrides: Mapping[str, Any]) -> tuple[tuple[str, object], ...]:
-    return tuple({**dict(existing), **{k: _frozen(v) for k, v in overrides.items()}}.items())
-
-
-def build_recipe(cfg: DataConfig) -> ViewRecipe:
-    """``cfg.recipe`` with the config's field and augmentation overrides applied."""
-    recipe = get_view_recipe(cfg.recipe)
-    fields = {f.name for f in dataclasses.fields(ViewRecipe)}
-    unknown = set(cfg.recipe_overrides) - fields
-    if unknown:
-        raise ValueError(f"data.recipe_overrides: unknown ViewRecipe fields {sorted(unknown)}; known: {sorted(fields)}")
-    changes: dict[str, Any] = {k: _frozen(v) for k, v in cfg.recipe_overrides.items()}
-    if cfg.video_augment_overrides:
-        changes["video_augment_overrides"] = _merged(recipe.video_augment_overrides, cfg.video_augment_overrides)
-    if cfg.local_video_augment_overrides:
-        if recipe.local_video_augment is None:
-            raise ValueError(f"data.local_video_augment_overrides: recipe {cfg.recipe!r} has no local video views")
-        changes["local_video_augment_overrides"] = _merged(
-            recipe.local_video_augment_overrides, cfg.local_video_augment_overrides
-        )
-    for key, frontend_field in (("audio_augment_overrides", "audio"), ("local_audio_augment_overrides", "local_audio")):
-        overrides = getattr(cfg, key)
-        if not overrides:
-            continue
-        frontend = getattr(recipe, frontend_field)
-        if frontend is None:
-            raise ValueError(f"data.{key}: recipe {cfg.recipe!r} has no {frontend_field.replace('_', ' ')} views")
-        changes[frontend_field] = dataclasses.replace(
-            frontend, augment_overrides=_merged(frontend.augment_overrides, overrides)
-        )
-    return recipe.with_overrides(**changes) if changes else recipe
 
 
 def seeded_generator(*entropy: int) -> torch.Generator:
@@ -252,13 +213,26 @@ class PretrainingData(L.LightningDataModule):
         self.recipe = build_recipe(cfg)
         self.weights_fn = weights_fn
         self.skips = SkipCounter()
+        self.store = DecodedClipStore() if cfg.cache_decoded else None
         self.dataset = self.make_dataset(self.recipe, cfg.clips_per_video)
         self.loader: ResumableLoader | None = None
 
     def make_dataset(self, recipe: ViewRecipe, clips_per_video: int) -> PretrainingDataset:
         return PretrainingDataset(
             self.manifest, recipe, clips_per_video, seed=self.cfg.seed, max_skips=self.cfg.max_skips,
-            backend=self.cfg.decoder_backend,
+            backend=self.cfg.decoder_backend, store=self.store,
+        )
+
+    def setup(self, stage: str) -> None:
+        """Fill the decoded-clip store once per process, before any DataLoader worker forks."""
+        if self.store is None or len(self.store) or self.store.failures:
+            return
+        recipe = self.recipe
+        self.store.fill(
+            ((self.manifest.resolve(row), self.dataset.media_info(i)) for i, row in enumerate(self.manifest)),
+            short_side=recipe.decode_short_side,
+            sample_rate=recipe.sample_rate if recipe.needs_audio else None,
+            workers=max(self.cfg.num_workers, 1), backend=self.cfg.decoder_backend,
         )
 
     @property

@@ -5,6 +5,9 @@ training loop needs around it: optimiser and parameter groups (:mod:`avssl.train
 per-iteration schedules, the method's hooks at the right moments, logging, the non-finite-loss stop,
 and the extra checkpoint content (every rank's RNG states, skipped-file counts).
 
+At the start of an epoch: ``method.on_train_epoch_start(ctx)``, then the optimiser state of the
+parameters ``method.take_reset_parameters()`` returns is dropped (optional hook; XDC's fresh heads).
+
 Hook order within one step (Lightning's automatic optimisation)::
 
     on_train_batch_start   set every group's lr / weight decay for this step
@@ -175,6 +178,21 @@ class PretrainModule(L.LightningModule):
         hook = getattr(self.method, "on_train_epoch_start", None)
         if hook is not None:
             hook(self.epoch_context())
+        self._drop_optimizer_state_of_reset_parameters()
+
+    def _drop_optimizer_state_of_reset_parameters(self) -> None:
+        """Forget the optimiser state of the parameters the method re-initialised.
+
+        Optional method hook ``take_reset_parameters() -> list[Parameter]`` (XDC's heads after a
+        re-clustering): their momentum / Adam moments belong to the weights they replaced, so the
+        optimiser starts them afresh, as DeepCluster's new optimiser for its new top layer does.
+        """
+        take = getattr(self.method, "take_reset_parameters", None)
+        if take is None:
+            return
+        state = self.optimizer.state  # LARC shares its inner optimiser's state
+        for parameter in take():
+            state.pop(parameter, None)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self.group_scheduler.apply(self.optimizer, self.global_step)

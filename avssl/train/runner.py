@@ -8,6 +8,7 @@ if asked, trains, and writes the outputs listed in docs/pretraining.md.
 from __future__ import annotations
 
 import inspect
+from datetime import timedelta
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,7 @@ def build_trainer(config: PretrainConfig, callbacks: Sequence[L.Callback] = ()) 
         sync_batchnorm=cfg.sync_batchnorm and _uses_gpu(cfg),
         max_epochs=cfg.max_epochs if cfg.max_epochs is not None else -1,
         max_steps=cfg.max_steps,
+        max_time=timedelta(minutes=cfg.max_minutes) if cfg.max_minutes is not None else None,
         gradient_clip_val=clip_val,
         gradient_clip_algorithm=config.optimizer.gradient_clip_algorithm if clip_val is not None else None,
         log_every_n_steps=cfg.log_every_n_steps,

@@ -14,18 +14,16 @@ without config.json is never touched.
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import multiprocessing
 import os
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
+from avssl.data import corpus_cache
+from avssl.data.parallel_render import render_in_workers
 from avssl.data.synthetic.audio import render_audio
 from avssl.data.synthetic.classes import CLASS_NAMES, CLASSES
 from avssl.data.synthetic.config import GENERATOR_VERSION, SPLIT_NAMES, SyntheticConfig
@@ -151,75 +149,21 @@ def _render_task(task: tuple[SyntheticConfig, CorpusEntry, Path]) -> dict[str, o
     return render_entry(*task)
 
 
-def _render_all(
-    config: SyntheticConfig, entries: list[CorpusEntry], out_dir: Path, workers: int
-) -> Iterator[dict[str, object]]:
-    tasks = [(config, entry, out_dir) for entry in entries]
-    if workers <= 1:
-        yield from map(_render_task, tasks)
-        return
-    # "spawn": workers must not inherit a parent's threads (torch, OpenMP) through fork.
-    context = multiprocessing.get_context("spawn")
-    chunk = max(1, len(tasks) // (workers * 8))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        yield from pool.map(_render_task, tasks, chunksize=chunk)
-
-
-def _read_state(out_dir: Path) -> dict | None:
-    try:
-        return json.loads((out_dir / "config.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+def is_complete_corpus(out_dir: Path, config: SyntheticConfig) -> bool:
+    """True when `out_dir` holds a finished corpus of exactly `config` with every clip present."""
+    return corpus_cache.is_complete_corpus(
+        out_dir, config.fingerprint(), "metadata.csv", config.num_clips
+    )
 
 
 def _write_state(out_dir: Path, config: SyntheticConfig, complete: bool) -> None:
-    state = {
-        "generator_version": GENERATOR_VERSION,
-        "fingerprint": config.fingerprint(),
-        "complete": complete,
-        "config": config.to_dict(),
-    }
-    partial = out_dir / "config.json.part"
-    partial.write_text(json.dumps(state, indent=2) + "\n")
-    os.replace(partial, out_dir / "config.json")
-
-
-def is_complete_corpus(out_dir: Path, config: SyntheticConfig) -> bool:
-    """True when `out_dir` holds a finished corpus of exactly `config` with every clip present."""
-    state = _read_state(out_dir)
-    if not state or state.get("fingerprint") != config.fingerprint() or not state.get("complete"):
-        return False
-    metadata = out_dir / "metadata.csv"
-    if not metadata.is_file():
-        return False
-    with metadata.open(newline="") as handle:
-        paths = [row["path"] for row in csv.DictReader(handle)]
-    return len(paths) == config.num_clips and all((out_dir / p).is_file() for p in paths)
-
-
-def _clear_previous_corpus(out_dir: Path) -> None:
-    """Make `out_dir` ready for a fresh corpus, deleting only what a previous generation wrote."""
-    if not out_dir.exists():
-        out_dir.mkdir(parents=True)
-        return
-    if not out_dir.is_dir():
-        raise NotADirectoryError(f"{out_dir}: corpus output path exists and is not a folder")
-    if _read_state(out_dir) is None:
-        if any(out_dir.iterdir()):
-            raise FileExistsError(
-                f"{out_dir}: folder is not empty and holds no synthetic corpus (config.json missing); "
-                "give a new or empty folder"
-            )
-        return
-    for class_name in CLASS_NAMES:
-        class_dir = out_dir / class_name
-        if class_dir.is_dir():
-            for clip in [*class_dir.glob("*.mp4"), *class_dir.glob("*.mp4.part")]:
-                clip.unlink()
-            if not any(class_dir.iterdir()):
-                class_dir.rmdir()
-    for name in ("metadata.csv", "classes.txt", "config.json"):
-        (out_dir / name).unlink(missing_ok=True)
+    corpus_cache.write_state(
+        out_dir,
+        generator_version=GENERATOR_VERSION,
+        fingerprint=config.fingerprint(),
+        complete=complete,
+        config=config.to_dict(),
+    )
 
 
 def write_corpus(
@@ -236,18 +180,21 @@ def write_corpus(
     if is_complete_corpus(out, config):
         logger.info("reusing synthetic corpus in %s (fingerprint %s)", out, config.fingerprint()[:12])
         return out
-    _clear_previous_corpus(out)
+    corpus_cache.clear_previous_corpus(
+        out,
+        corpus_name="synthetic corpus",
+        clip_folders=CLASS_NAMES,
+        files=("metadata.csv", "classes.txt"),
+    )
     _write_state(out, config, complete=False)
 
     entries = plan_corpus(config)
-    rows = list(
-        tqdm(
-            _render_all(config, entries, out, workers),
-            total=len(entries),
-            desc="synthetic corpus",
-            unit="clip",
-            disable=not progress,
-        )
+    rows = render_in_workers(
+        _render_task,
+        [(config, entry, out) for entry in entries],
+        workers=workers,
+        desc="synthetic corpus",
+        progress=progress,
     )
     (out / "classes.txt").write_text("".join(f"{name}\n" for name in CLASS_NAMES))
     with (out / "metadata.csv").open("w", newline="") as handle:

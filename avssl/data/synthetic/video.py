@@ -15,7 +15,7 @@ from avssl.data.synthetic.plan import ClipPlan
 from avssl.data.synthetic.shapes import signed_distance
 
 
-def _bounce(position: np.ndarray, low: float, high: float) -> np.ndarray:
+def bounce(position: np.ndarray, low: float, high: float) -> np.ndarray:
     """Fold unbounded positions into [low, high] as a ball bouncing between two walls would."""
     span = high - low
     folded = np.mod(position - low, 2.0 * span)
@@ -61,8 +61,8 @@ def _object_boxes(
     height, width = plan.size
     t = np.arange(plan.num_frames) / plan.fps  # [T]
     margin = plan.motion_margin
-    centre_x = _bounce(plan.start_position[0] + plan.velocity[0] * t, margin, width - margin)
-    centre_y = _bounce(plan.start_position[1] + plan.velocity[1] * t, margin, height - margin)
+    centre_x = bounce(plan.start_position[0] + plan.velocity[0] * t, margin, width - margin)
+    centre_y = bounce(plan.start_position[1] + plan.velocity[1] * t, margin, height - margin)
     radius = plan.object_radius * (1.0 + plan.pop_scale * intensity)  # [T], pixels
     angle = plan.rotation + plan.angular_speed * t  # [T]
 

@@ -53,10 +53,14 @@ def window_frame_times(start: float, duration: float, fps: float) -> np.ndarray:
     return start + np.arange(window_length(duration, fps), dtype=np.float64) / fps
 
 
+def frame_slots(times: np.ndarray, video_start: float, native_fps: float) -> np.ndarray:
+    """Nominal source-frame slot of each output time: floor((t - video_start) · native_fps), >= 0. int64 [T]."""
+    return np.maximum(np.floor((times - video_start) * native_fps + SLOT_EPS), 0.0).astype(np.int64)
+
+
 def frame_query_times(times: np.ndarray, video_start: float, native_fps: float) -> np.ndarray:
     """Map output times to the middle of their nominal source-frame slot (see module docstring)."""
-    slots = np.floor((times - video_start) * native_fps + SLOT_EPS)
-    return video_start + (np.maximum(slots, 0.0) + 0.5) / native_fps
+    return video_start + (frame_slots(times, video_start, native_fps) + 0.5) / native_fps
 
 
 def resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:

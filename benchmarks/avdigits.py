@@ -1,0 +1,120 @@
+"""AV-Digits: does each method learn, on real handwriting and real speech, within a small CPU budget?
+
+Builds the AV-Digits corpus (:mod:`avssl.data.avdigits`: an MNIST digit that appears when its
+spoken digit starts, over clutter, with the FSDD recording of that digit in noise; test clips use a
+speaker and MNIST images never seen in pretraining), pretrains every method's CPU config
+(``configs/pretrain/*/demo_cpu*.yaml``, small encoders) on the train split with the same time budget
+each, and scores frozen features on the test split (:mod:`avssl.evaluate.frozen_suite`): video and
+audio linear probe and kNN top-1 (digit; audio from an unseen speaker), audio→video retrieval R@1
+(same digit, in the method's shared space), next to a random initialisation and a supervised
+reference (the same encoders trained with the labels for the same budget).
+
+    python benchmarks/avdigits.py                                  # every method, 4 min each
+    python benchmarks/avdigits.py --methods xid,crisscross --minutes 2
+    python benchmarks/avdigits.py --mnist PATH/mnist5k --fsdd PATH/fsdd --test-speakers george
+
+Prints a table, then one line per row::
+
+    RESULT method=<m> video_probe=<acc> audio_probe=<acc> video_knn=<acc> audio_knn=<acc> a2v_r1=<r>
+
+and writes OUT/results.md and OUT/results.json. Runtime: about (minutes + 1.5) per method on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from avssl.data.avdigits import AVDigitsConfig, build_avdigits
+from avssl.data.manifest import Manifest
+from avssl.demo.methods import DEMO_CONFIGS
+from avssl.demo.run import evaluate_methods, pretraining_config
+from avssl.evaluate.frozen_suite import format_table
+from avssl.train.runner import build_method, run_pretraining
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESULT_KEYS = ("video_probe", "audio_probe", "video_knn", "audio_knn", "a2v_r1")
+TABLE_KEYS = (*RESULT_KEYS, "video_purity", "audio_purity")
+REFERENCE = "supervised"
+RANDOM_ARCHITECTURE_OF = "xid"  # the random row: the small CNN encoders most methods train
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("outputs/avdigits"))
+    parser.add_argument("--mnist", type=Path, default=SHARED_DATA / "mnist5k", help="folder holding mnist5k.npz")
+    parser.add_argument("--fsdd", type=Path, default=SHARED_DATA / "fsdd", help="FSDD folder (MANIFEST.csv, audio/)")
+    parser.add_argument("--test-speakers", default="george", help="comma-separated FSDD speakers held out")
+    parser.add_argument("--methods", default="all", help=f"comma-separated, or all: {', '.join(DEMO_CONFIGS)}")
+    parser.add_argument("--minutes", type=float, default=4.0, help="training time per method")
+    parser.add_argument("--max-steps", type=int, default=2000, help="step cap (the schedule spans it)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser.parse_args()
+
+
+def result_line(name: str, scores: dict[str, float]) -> str:
+    def value(key: str) -> str:
+        return "nan" if math.isnan(scores[key]) else f"{scores[key]:.2f}"
+
+    return f"RESULT method={name} " + " ".join(f"{key}={value(key)}" for key in RESULT_KEYS)
+
+
+def main() -> int:
+    args = parse_args()
+    torch.set_num_threads(max(args.workers, 1))
+    methods = [m for m in DEMO_CONFIGS if m != REFERENCE] if args.methods == "all" else args.methods.split(",")
+    methods = [*methods, REFERENCE] if REFERENCE not in methods else methods
+    mnist = args.mnist / "mnist5k.npz" if args.mnist.is_dir() else args.mnist
+    config = AVDigitsConfig(seed=args.seed, test_speakers=tuple(args.test_speakers.split(",")))
+    start = time.perf_counter()
+    manifest = Manifest.read(build_avdigits(args.out / "corpus", mnist=mnist, fsdd=args.fsdd, config=config,
+                                            workers=args.workers))
+    train = manifest.with_rows([row for row in manifest if row.split == "train"])
+    train_path = train.write(args.out / "corpus" / "train.csv")
+    print(f"[avdigits] {len(manifest)} clips ({len(train)} train) in {time.perf_counter() - start:.0f} s")
+
+    rows: dict[str, dict[str, float]] = {}
+    facts: dict[str, dict[str, object]] = {}
+    for method in methods:
+        run_dir = args.out / "runs" / method
+        shutil.rmtree(run_dir, ignore_errors=True)
+        cfg = pretraining_config(method, train_path, run_dir, seed=args.seed, steps=args.max_steps,
+                                 max_minutes=args.minutes, progress=False)
+        began = time.perf_counter()
+        result = run_pretraining(cfg)
+        trained = time.perf_counter() - began
+        evaluated = evaluate_methods(manifest, {method: (result.method, cfg)}, seed=args.seed, progress=False)
+        rows[method] = evaluated[method][1]
+        facts[method] = {"steps": result.global_step, "epochs": round(result.epochs, 2), "train_seconds": round(trained)}
+        print(result_line(method, rows[method]), f"# {result.global_step} steps in {trained:.0f} s", flush=True)
+        if method == RANDOM_ARCHITECTURE_OF or ("random" not in rows and method == methods[-1]):
+            torch.manual_seed(args.seed + 1)
+            baseline = build_method(cfg.method, len(train))
+            rows["random"] = evaluate_methods(manifest, {"random": (baseline, cfg)}, seed=args.seed,
+                                              progress=False)["random"][1]
+            facts["random"] = {"architecture_of": method}
+            print(result_line("random", rows["random"]), flush=True)
+
+    table = format_table(rows, TABLE_KEYS)
+    command = "python benchmarks/avdigits.py " + " ".join(
+        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("mnist", "fsdd", "out"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(f"# AV-Digits\n\n`{command}`\n\n{table}\n", encoding="utf-8")
+    plain = {n: {k: (None if math.isnan(v) else v) for k, v in s.items()} for n, s in rows.items()}
+    (args.out / "results.json").write_text(json.dumps({"scores": plain, "runs": facts, "command": command}, indent=1))
+    print("\n" + table + "\n")
+    for name, scores in rows.items():
+        print(result_line(name, scores))
+    print(f"[avdigits] done in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

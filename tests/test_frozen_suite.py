@@ -1,0 +1,81 @@
+"""Frozen-feature suite (probe, kNN, retrieval), shared-space heads, and the demo's figures."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from avssl.evaluate.frozen_suite import (
+    FrozenFeatures,
+    format_table,
+    knn_accuracy,
+    probe_accuracy,
+    shared_space_heads,
+    suite_scores,
+)
+from avssl.methods.registry import create_method
+from avssl.models.registry import create_encoder
+from avssl.viz.plots import plot_embeddings, plot_loss_curve, read_metric_curves
+
+
+def _blobs(n_per_class: int, num_classes: int, dim: int, spread: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(num_classes, dim)) * 5
+    labels = np.repeat(np.arange(num_classes), n_per_class)
+    return centres[labels] + spread * rng.normal(size=(len(labels), dim)), labels
+
+
+def test_probe_and_knn_separate_blobs_and_fall_to_chance_on_noise():
+    x, y = _blobs(30, 5, 16, spread=0.3)
+    train = np.arange(len(y)) % 3 != 0
+    assert probe_accuracy(x[train], y[train], x[~train], y[~train]) == 100.0
+    assert knn_accuracy(x[train], y[train], x[~train], y[~train]) == 100.0
+    noise = np.random.default_rng(1).normal(size=x.shape)
+    assert probe_accuracy(noise[train], y[train], noise[~train], y[~train]) < 50.0
+    assert knn_accuracy(noise[train], y[train], noise[~train], y[~train]) < 50.0
+
+
+def test_suite_scores_cross_modal_retrieval_only_with_a_shared_space():
+    x, y = _blobs(20, 4, 8, spread=0.2)
+    train = np.arange(len(y)) % 2 == 0
+    video = torch.tensor(x, dtype=torch.float32)
+    audio = video + 0.01 * torch.randn_like(video)
+    features = {"video": video, "audio": torch.tensor(np.random.default_rng(2).normal(size=x.shape), dtype=torch.float32)}
+    shared = FrozenFeatures(features, {"video": video, "audio": audio}, y, train, np.arange(len(y)))
+    scores = suite_scores(shared)
+    assert scores["video_probe"] == 100.0 and scores["audio_probe"] < 60.0
+    assert scores["a2v_r1"] == 100.0 and scores["v2a_r1"] == 100.0
+    unshared = suite_scores(FrozenFeatures(features, {}, y, train, np.arange(len(y))))
+    assert math.isnan(unshared["a2v_r1"]) and unshared["video_knn"] == scores["video_knn"]
+    table = format_table({"m": scores, "none": unshared}, ("video_probe", "a2v_r1"))
+    assert "| m | 100.0 | 100.0 |" in table and "| none | 100.0 | — |" in table
+    with pytest.raises(ValueError, match="held-out"):
+        suite_scores(FrozenFeatures(features, {}, y, np.ones(len(y), bool), np.arange(len(y))))
+
+
+def test_shared_space_heads_name_the_projection_heads():
+    video, audio = create_encoder("r2plus1d_small"), create_encoder("audio_resnet_small")
+    xid = create_method("xid", video_encoder=video, audio_encoder=audio, num_items=8, proj_dims=[16, 8],
+                        num_negatives=4)
+    heads = shared_space_heads(xid)
+    assert heads == {"video": xid.video_proj, "audio": xid.audio_proj}
+    vicreg_v = create_method("vicreg_video", video_encoder=create_encoder("r2plus1d_small"), expander_dims=[8, 8])
+    assert shared_space_heads(vicreg_v) is None  # no audio head: no shared space
+
+
+def test_loss_curve_and_embedding_plots(tmp_path):
+    metrics = tmp_path / "metrics.csv"
+    metrics.write_text("epoch,step,train/loss,train/loss/a2v,lr\n0,4,2.0,1.0,\n0,9,1.5,0.7,\n0,9,,,0.1\n")
+    curves = read_metric_curves(metrics)
+    assert list(curves["train/loss"][0]) == [4, 9] and list(curves["train/loss/a2v"][1]) == [1.0, 0.7]
+    assert plot_loss_curve(metrics, tmp_path / "loss.png", "t").stat().st_size > 1000
+    x, y = _blobs(10, 3, 6, spread=0.5)
+    out = plot_embeddings({"a": x, "b": -x}, y, ["c0", "c1", "c2"], tmp_path / "emb.png")
+    assert out.stat().st_size > 1000
+    with pytest.raises(ValueError, match="no 'train/loss'"):
+        bad = tmp_path / "bad.csv"
+        bad.write_text("epoch,step,lr\n0,1,0.1\n")
+        read_metric_curves(bad)
