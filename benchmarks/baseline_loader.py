@@ -35,8 +35,12 @@ def load_video_frames(container: av.container.InputContainer, fps: float, start:
     frames: list[Image.Image] = []
     for frame in container.decode(video=0):
         index = round((float(frame.pts * frame.time_base) - stream_start) * native_fps)
-        while len(frames) < n and index >= wanted[len(frames)]:
-            frames.append(frame.to_image())
+        if len(frames) < n and index >= wanted[len(frames)]:
+            # Converted once per decoded frame, repeated for every slot it fills (as the originals do);
+            # one swscale thread: the PyAV of the originals had no threaded conversion.
+            image = frame.to_image(threads=1)
+            while len(frames) < n and index >= wanted[len(frames)]:
+                frames.append(image)
         if len(frames) == n:
             break
     while len(frames) < n and frames:  # pad by repetition, as the originals do

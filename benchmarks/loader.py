@@ -7,15 +7,19 @@ as they are, and the same files after `avssl prepare --short-side 256 --gop 16` 
 
 * **baseline**: `benchmarks/baseline_loader.py`, the per-item loader of AVID-CMA / CrissCross / XKD
   (PyAV open + seek + decode per clip, PIL per-frame augmentation, librosa log-mel);
-* **avssl**: `PretrainingDataset` with the same sample (TorchCodec when available, all windows of
-  a file in one decoder pass, resize inside the decoder, batched tensor augmentation, torch.stft
-  front end), drawing `--clips-per-video` samples per decoded file.
+* **avssl**: `PretrainingDataset` with the same sample (video through PyAV, all windows of a file in
+  one decoder pass that leaves undecoded the non-reference frames no window picks, resize inside the
+  decoder, crop-first batched tensor augmentation, torch.stft front end), drawing
+  `--clips-per-video` samples per decoded file.
 
-Both run in this process with one thread (`torch.set_num_threads(1)`), so the ratio compares the
-work per sample, not parallelism. The table is followed by one machine-readable line per sample
+Both run in this process with one thread (`torch.set_num_threads(1)`, one decoder thread, one
+swscale thread on both sides), so the ratio compares the work per sample, not parallelism. The table is followed by one machine-readable line per sample
 and file set: `RATIO sample=<avid|crisscross|xkd> files=<original|prepared> avssl_over_baseline=<x>`.
 
-Usage: python benchmarks/loader.py [--data ../shared/data/videos] [--seconds 20] [--clips-per-video 4]
+Each measurement makes one item per file for `--passes` whole passes over the file list (per-file
+costs differ tenfold, so both loaders must see the same files equally often).
+
+Usage: python benchmarks/loader.py [--data ../shared/data/videos] [--passes 3] [--clips-per-video 4]
 """
 
 from __future__ import annotations
@@ -70,23 +74,25 @@ def prepared_sets(data: Path, work: Path) -> dict[str, Manifest]:
     return sets
 
 
-def time_baseline(sample: str, paths: list[str], seconds: float) -> Throughput:
+def time_baseline(sample: str, paths: list[str], passes: int) -> Throughput:
+    """One baseline item per file, `passes` times over the file list (whole passes, so that both
+    loaders are timed on the same files: their costs differ tenfold between files)."""
     item = baseline_loader.BASELINE_ITEMS[sample]
-    calls = max(3, int(seconds / 0.2))
-    return time_calls(lambda i: (item(paths[i % len(paths)]), 1)[1], calls, warmup=2)
+    return time_calls(lambda i: (item(paths[i % len(paths)]), 1)[1], passes * len(paths), warmup=2)
 
 
-def time_avssl(recipe: ViewRecipe, manifest: Manifest, clips_per_video: int, seconds: float) -> Throughput:
+def time_avssl(recipe: ViewRecipe, manifest: Manifest, clips_per_video: int, passes: int) -> Throughput:
+    """One dataset item (`clips_per_video` samples) per file, `passes` times over the manifest."""
     dataset = PretrainingDataset(manifest, recipe, clips_per_video=clips_per_video, seed=0)
-    calls = max(3, int(seconds / (0.1 * clips_per_video)))
-    return measure_dataset(dataset, calls, warmup=2)
+    return measure_dataset(dataset, passes * len(dataset), warmup=2)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "videos")
     parser.add_argument("--work", type=Path, default=REPO / ".cache" / "loader-benchmark")
-    parser.add_argument("--seconds", type=float, default=20.0, help="rough time budget per measurement")
+    parser.add_argument("--passes", type=int, default=3,
+                        help="whole passes over the files per measurement (each file once per pass)")
     parser.add_argument("--clips-per-video", type=int, default=4)
     parser.add_argument("--samples", default="avid,crisscross,xkd")
     args = parser.parse_args(argv)
@@ -98,15 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(0)
     sets = prepared_sets(args.data, args.work)
     recipes = benchmark_recipes()
-    print(f"decoder backend: {decode.default_backend()}; one thread; clips per decoded video: {args.clips_per_video}")
+    print(f"decoder backend: video {decode.video_backend()}, audio {decode.default_backend()}; one thread; "
+          f"clips per decoded video: {args.clips_per_video}")
     rows = []
     for files, manifest in sets.items():
         paths = [str(manifest.resolve(row)) for row in manifest]
         print(f"{files}: {len(paths)} files with video and sound")
         for sample in args.samples.split(","):
-            base = time_baseline(sample, paths, args.seconds)
-            ours_one = time_avssl(recipes[sample], manifest, 1, args.seconds)
-            ours = time_avssl(recipes[sample], manifest, args.clips_per_video, args.seconds)
+            base = time_baseline(sample, paths, args.passes)
+            ours_one = time_avssl(recipes[sample], manifest, 1, args.passes)
+            ours = time_avssl(recipes[sample], manifest, args.clips_per_video, args.passes)
             rows.append((sample, files, base.per_second, ours_one.per_second, ours.per_second))
     print()
     header = f"| sample | files | baseline samples/s | avssl k=1 | avssl k={args.clips_per_video} | ratio k=1 | ratio k={args.clips_per_video} |"

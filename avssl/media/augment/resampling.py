@@ -1,15 +1,15 @@
 """Per-sample separable resampling as two batched matrix products.
 
-Every geometric op here (random resized crop, resize, Gaussian blur, the BYOL-A spectrogram crop, time
-warp) maps each output row/column to a weighted sum of input rows/columns, with weights that differ per
-sample. Writing those weights as matrices ``[B, out, in]`` and applying ``rows @ x @ colsᵀ`` gives one
-batched kernel for the whole batch on any device, exact crop-then-resize semantics (a window never reads
-pixels outside itself), and the same frame-independent weights for every frame of a clip (temporal
-consistency by construction).
+The BYOL-A spectrogram crop and time warp map each output row/column to a weighted sum
+of input rows/columns, with weights that differ per sample. Writing those weights as matrices
+``[B, out, in]`` and applying ``rows @ x @ colsᵀ`` gives one batched kernel for the whole batch on any
+device, exact crop-then-resize semantics (a window never reads pixels outside itself), and the same
+frame-independent weights for every frame of a clip (temporal consistency by construction). (Video clips
+are larger: the random resized crop slices its window out and resizes it with ``F.interpolate``,
+video_geometry.py; the blur is a depthwise convolution, video_blur.py.)
 
-Conventions: pixel ``j`` covers ``[j, j + 1)`` and its centre is at ``j + 0.5`` for the area-style
-(antialiased) weights; point-sampling weights use index coordinates (pixel ``j`` at position ``j``),
-as ``align_corners=True`` resizing does.
+Conventions: point-sampling weights use index coordinates (pixel ``j`` at position ``j``), as
+``align_corners=True`` resizing does.
 """
 
 from __future__ import annotations
@@ -59,29 +59,6 @@ def _resample_rows(x: Tensor, row_weights: Tensor | None) -> Tensor:
     return out.permute(0, 2, 1, 3).contiguous()
 
 
-def antialiased_linear_weights(
-    start: Tensor, length: Tensor, in_size: int, out_size: int, device: torch.device | str = "cpu"
-) -> Tensor:
-    """Weights ``[B, out_size, in_size]`` resizing the window ``[start, start + length)`` to ``out_size``.
-
-    Bilinear (triangle) filter widened by the shrink factor when downscaling, renormalised over the
-    window — the antialiased resize of PIL and ``torchvision.transforms.v2.functional.resize``. Applied to
-    a crop window this is exactly ``resize(crop(x))``. ``start``/``length``: integer tensors ``[B]``.
-    """
-    start = start.to(device=device, dtype=torch.float64)
-    length = length.to(device=device, dtype=torch.float64)
-    scale = length / out_size  # [B] input pixels per output pixel
-    support = scale.clamp(min=1.0)  # the filter widens only when shrinking
-    out_index = torch.arange(out_size, device=device, dtype=torch.float64)
-    centres = start[:, None] + scale[:, None] * (out_index + 0.5)  # [B, O]
-    in_index = torch.arange(in_size, device=device, dtype=torch.float64)
-    distance = (in_index + 0.5 - centres[:, :, None]) / support[:, None, None]  # [B, O, N]
-    weights = (1.0 - distance.abs()).clamp(min=0.0)
-    inside = (in_index >= start[:, None, None]) & (in_index < (start + length)[:, None, None])
-    weights = weights * inside
-    return weights / weights.sum(dim=-1, keepdim=True)
-
-
 def _kernel(distance: Tensor, kind: Literal["linear", "cubic"]) -> Tensor:
     d = distance.abs()
     if kind == "linear":
@@ -124,29 +101,3 @@ def point_sample_weights(
     index = taps.clamp(0, in_size - 1).to(torch.int64)
     out = torch.zeros(*positions.shape, in_size, device=device, dtype=torch.float64)
     return out.scatter_add_(-1, index, weights)
-
-
-def gaussian_blur_weights(
-    sigma: Tensor, kernel_size: int, size: int, device: torch.device | str = "cpu"
-) -> Tensor:
-    """Weights ``[B, size, size]`` of a 1-D Gaussian blur with per-sample ``sigma`` ``[B]``.
-
-    The kernel is sampled at the integer offsets ``-(k-1)/2 … (k-1)/2`` and normalised to sum 1; borders
-    are reflected without repeating the edge pixel (as torchvision's ``gaussian_blur`` pads).
-    """
-    if kernel_size // 2 >= size:
-        raise ValueError(
-            f"GaussianBlur: kernel_size {kernel_size} needs an image side > {kernel_size // 2}, got {size}"
-        )
-    sigma = sigma.to(device=device, dtype=torch.float64)
-    half = kernel_size // 2
-    offsets = torch.arange(-half, half + 1, device=device, dtype=torch.float64)  # [K]
-    kernel = torch.exp(-0.5 * (offsets / sigma[:, None]) ** 2)
-    kernel = kernel / kernel.sum(dim=1, keepdim=True)  # [B, K]
-    rows = torch.arange(size, device=device)[:, None] + offsets.to(torch.int64)  # [N, K]
-    rows = rows.abs()  # reflect at the start: -1 -> 1
-    rows = torch.where(rows >= size, 2 * (size - 1) - rows, rows)  # reflect at the end
-    batch = sigma.shape[0]
-    out = torch.zeros(batch, size, size, device=device, dtype=torch.float64)
-    taps = rows.expand(batch, size, kernel_size)
-    return out.scatter_add_(-1, taps, kernel[:, None, :].expand(batch, size, kernel_size))

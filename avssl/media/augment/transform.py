@@ -7,7 +7,9 @@ generator gives the same result every time (spec §6.2 item 4: composable, tempo
 
 Layouts (DESIGN.md "Contracts"):
 
-* video clip ``[C, T, H, W]``, batch ``[B, C, T, H, W]``; float in [0, 1] (uint8 in [0, 255] is converted);
+* video clip ``[C, T, H, W]``, batch ``[B, C, T, H, W]``; float in [0, 1] (uint8 in [0, 255] is converted).
+  Steps that first cut a small window out of the frames (random resized crop) take uint8 as it is and
+  convert only the window: converting whole decoded frames to float costs more than the crop itself.
 * spectrogram ``[C, F, T]`` (``C`` = 1), batch ``[B, C, F, T]``;
 * waveform ``[N]``, batch ``[B, N]`` or ``[B, C, N]``.
 """
@@ -34,10 +36,14 @@ class BatchTransform:
     single_ndim: ClassVar[int] = 0
     batch_ndims: ClassVar[tuple[int, ...]] = ()
     converts_uint8: ClassVar[bool] = False
+    # True: forward_batch takes uint8 clips itself (and gives float ones unless it changes nothing).
+    takes_uint8: ClassVar[bool] = False
 
     def __call__(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
         batch, was_single = self.to_batch(x)
         out = self.forward_batch(batch, generator)
+        if out.dtype == torch.uint8 and self.converts_uint8:  # a step that takes uint8 changed nothing
+            out = to_unit_float(out)
         return out[0] if was_single else out
 
     def forward_batch(self, batch: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -48,10 +54,10 @@ class BatchTransform:
         name = type(self).__name__
         if not isinstance(x, Tensor):
             raise TypeError(f"{name}: expected a torch.Tensor {self.input_name}, got {type(x).__name__}")
-        if x.dtype == torch.uint8 and self.converts_uint8:
+        if x.dtype == torch.uint8 and self.converts_uint8 and not self.takes_uint8:
             # Decoded frames arrive as uint8; the ops are defined on [0, 1] floats.
-            x = x.float().div_(255.0)
-        if not x.is_floating_point():
+            x = to_unit_float(x)
+        if not x.is_floating_point() and not (x.dtype == torch.uint8 and self.takes_uint8):
             allowed = "floating-point (or uint8)" if self.converts_uint8 else "floating-point"
             raise TypeError(f"{name}: the {self.input_name} must be a {allowed} tensor, got dtype {x.dtype}")
         if x.ndim == self.single_ndim:
@@ -66,6 +72,11 @@ class BatchTransform:
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
         return f"{type(self).__name__}({fields})"
+
+
+def to_unit_float(clips: Tensor) -> Tensor:
+    """uint8 clips in [0, 255] as float32 in [0, 1]."""
+    return clips.float().div_(255.0)
 
 
 class VideoTransform(BatchTransform):
@@ -122,11 +133,15 @@ class Compose(BatchTransform):
         # Take the input contract of the members, so that Compose checks exactly what they expect.
         for attr in _CONTRACT:
             setattr(self, attr, getattr(kind, attr))
+        # uint8 clips are converted by forward_batch, as late as the steps allow.
+        self.takes_uint8 = self.converts_uint8
 
     def forward_batch(self, batch: Tensor, generator: torch.Generator | None) -> Tensor:
         for transform in self.transforms:
+            if batch.dtype == torch.uint8 and not transform.takes_uint8:
+                batch = to_unit_float(batch)
             batch = transform.forward_batch(batch, generator)
-        return batch
+        return to_unit_float(batch) if batch.dtype == torch.uint8 else batch
 
     def __repr__(self) -> str:
         if not self.transforms:

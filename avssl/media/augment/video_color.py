@@ -67,20 +67,27 @@ def adjust_hue(clips: Tensor, shift: Tensor) -> Tensor:
     Hue h ∈ [0, 1) from the standard RGB→HSV sector formula; back to RGB with the closed form
     channel_n = V − C·clamp(min(k, 4 − k), 0, 1), k = (n + 6h) mod 6, n = 5, 3, 1 for R, G, B,
     where V = max and C = max − min (chroma), both unchanged by a hue rotation.
+
+    Written with 0/1 masks, multiply-adds and in-place steps: ``max(dim)`` indices, ``where``,
+    ``remainder`` and every fresh full-size temporary (page faults) cost more on the CPU than the
+    arithmetic. min(k, 4 − k) = 2 − |k − 2|, and k is made positive before the mod.
     """
     r, g, b = clips.unbind(dim=1)
-    # max over channels; ties resolve to the first channel (red, then green), the usual convention.
-    value, max_channel = clips.max(dim=1)  # [b, T, H, W]
-    chroma = value - clips.amin(dim=1)
-    numerator = torch.where(max_channel == 0, g - b, torch.where(max_channel == 1, b - r, r - g))
-    safe_chroma = torch.where(chroma > 0, chroma, torch.ones_like(chroma))
-    sector = numerator.div_(safe_chroma).add_(2.0 * max_channel)  # hue in sixths of a turn, in (-1, 5]
-    shift_sixths = 6.0 * _per_clip(shift, clips).squeeze(1)  # [b, 1, 1, 1]
-    hue6 = sector.add_(shift_sixths).unsqueeze(1)  # [b, 1, T, H, W]
+    value = clips.amax(dim=1)  # [b, T, H, W]
+    chroma = clips.amin(dim=1).neg_().add_(value)
+    # One-hot of the channel holding the max; ties resolve to red, then green (the usual convention).
+    red = (r == value).to(clips.dtype)
+    green = (g == value).to(clips.dtype).mul_(1.0 - red)
+    blue = (1.0 - red).sub_(green)
+    numerator = torch.addcmul(torch.addcmul((r - g).mul_(blue), g - b, red), b - r, green)
+    sector_start = green.mul_(2.0).add_(blue, alpha=4.0)  # 0, 2 or 4 sixths
+    safe_chroma = (chroma <= 0).to(clips.dtype).add_(chroma)  # 1 where the pixel is grey (numerator 0)
+    hue6 = numerator.div_(safe_chroma).add_(sector_start)  # hue in sixths of a turn, in (-1, 5]
+    hue6.add_(6.0 * _per_clip(shift, clips).squeeze(1) + 6.0)  # shifted, plus one turn: > 0
     channel_offsets = torch.tensor([5.0, 3.0, 1.0], device=clips.device, dtype=clips.dtype)
-    channel_offsets = channel_offsets.view(1, 3, 1, 1, 1)
-    k = torch.remainder(hue6 + channel_offsets, 6.0)  # [b, 3, T, H, W]
-    ramp = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    k = hue6.unsqueeze(1) + channel_offsets.view(1, 3, 1, 1, 1)  # [b, 3, T, H, W], positive
+    k.div_(6.0).frac_().mul_(6.0)  # mod 6
+    ramp = k.sub_(2.0).abs_().neg_().add_(2.0).clamp_(0.0, 1.0)  # clamp(min(k, 4 − k), 0, 1)
     return ramp.mul_(-chroma.unsqueeze(1)).add_(value.unsqueeze(1))
 
 
@@ -192,6 +199,9 @@ class Normalize(VideoTransform):
             raise ValueError(
                 f"Normalize: {len(self.mean)} channel statistics for clips with {clips.shape[1]} channels"
             )
-        mean = torch.tensor(self.mean, device=clips.device, dtype=clips.dtype).view(1, -1, 1, 1, 1)
-        std = torch.tensor(self.std, device=clips.device, dtype=clips.dtype).view(1, -1, 1, 1, 1)
-        return (clips - mean) / std
+        mean = torch.tensor(self.mean, device=clips.device, dtype=torch.float64)
+        std = torch.tensor(self.std, device=clips.device, dtype=torch.float64)
+        # (x − mean) / std as one pass: x · (1 / std) + (−mean / std).
+        scale = (1.0 / std).to(clips.dtype).view(1, -1, 1, 1, 1)
+        offset = (-mean / std).to(clips.dtype).view(1, -1, 1, 1, 1)
+        return torch.addcmul(offset, clips, scale)

@@ -3,6 +3,9 @@
 Two backends give the same results (DESIGN.md "Choices"): TorchCodec, PyTorch's decoder on the system
 FFmpeg, and PyAV, which ships its own FFmpeg and works everywhere. `default_backend()` picks TorchCodec when
 it loads, PyAV otherwise; the environment variable AVSSL_DECODER (`torchcodec` or `pyav`) overrides it.
+`read_video` without a named backend uses PyAV (`video_backend()`): its forward pass leaves undecoded the
+non-reference frames no window picks (frame_skipping.py), which TorchCodec 0.17 cannot, and that is most
+of the decoding work for clips at 8-16 fps from B-frame H.264 (benchmarks/loader.py, docs/benchmarks.md).
 
 Frame choice (spec §2.2, AVID lineage, kept by CrissCross/AV-SSRL/XKD): see `timeline.py`. In short,
 output frame k of a window at `start` sits at t_k = start + k/fps and takes source frame
@@ -43,6 +46,7 @@ __all__ = [
     "probe",
     "read_audio",
     "read_video",
+    "video_backend",
 ]
 
 BACKEND_ENV = "AVSSL_DECODER"
@@ -65,6 +69,11 @@ def default_backend() -> str:
                              f"available here: {available_backends()}")
         return chosen
     return available_backends()[0]
+
+
+def video_backend() -> str:
+    """The backend `read_video` uses when none is named: AVSSL_DECODER if set, else PyAV (see above)."""
+    return default_backend() if os.environ.get(BACKEND_ENV, "").strip() else "pyav"
 
 
 def _backend(name: str | None) -> ModuleType:
@@ -122,7 +131,7 @@ def read_video(
     unique, where = np.unique(queries, return_inverse=True)  # sorted; a shared frame is decoded once
     if len(unique) == 0:
         return [torch.empty(3, 0, *size, dtype=torch.uint8) for _ in windows]
-    frames = _backend(backend).read_frames(path, unique, info, size if short_side else None)
+    frames = _backend(backend or video_backend()).read_frames(path, unique, info, size if short_side else None)
 
     out, offset = [], 0
     for window_times in times:

@@ -3,8 +3,9 @@
 Video is read in one forward pass: seek once to the keyframe before the first needed time, decode
 forward, and hand every query time the last frame whose timestamp is <= it (`NearestFramePicker`), so
 each needed frame is converted to RGB once however many windows share it; where the next needed time
-lies beyond the next indexed keyframe the pass jumps ahead to it. Audio is decoded once over the union
-of the windows at the stream's own rate (audio.py resamples).
+lies beyond the next indexed keyframe the pass jumps ahead to it, and non-reference frames that no query
+picks are not decoded at all (frame_skipping.py). Audio is decoded once over the union of the windows at
+the stream's own rate (audio.py resamples).
 
 Packed-bitstream AVI (see pyav_container.py) is decoded from the start and frame i gets the time
 first_time + i/fps (AVI is constant-rate by construction); the frames of any other file whose decoded
@@ -19,7 +20,9 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
+from avssl.media.decode.frame_skipping import UnpickedFrames
 from avssl.media.decode.info import AudioFacts, DecodeError, MediaInfo, VideoFacts, assemble_media_info
 from avssl.media.decode.pyav_container import (
     PyAVSource,
@@ -124,20 +127,34 @@ class NearestFramePicker:
         self.next += 1
 
 
-def upright_rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> torch.Tensor:
-    """uint8 [H, W, 3] (channels last, as decoded), upright; `size` is the upright (height, width) to
-    resize to, or None.
+class UprightRGB:
+    """Turns decoded frames into uint8 [H, W, 3] upright RGB (channels last, as decoded); `size` is the
+    upright (height, width) to resize to, or None.
 
-    As TorchCodec does: convert to RGB at full size, then resize bilinearly in RGB, then rotate.
+    As TorchCodec does: convert to RGB at full size, then resize bilinearly in RGB, then rotate (resizing
+    the YUV picture instead moves colours by up to 22 levels against TorchCodec). Each step keeps its
+    swscale context between frames and runs on one thread (data-loader workers parallelise across files).
     """
-    turns = rot90_turns(rotation_from_display_matrix(frame.rotation))
-    rgb = frame.reformat(format="rgb24")
-    if size is not None:
-        height, width = size if turns % 2 == 0 else size[::-1]
-        if (height, width) != (rgb.height, rgb.width):
-            rgb = rgb.reformat(width=width, height=height, interpolation="BILINEAR")
-    image = torch.from_numpy(rgb.to_ndarray())  # [H, W, 3]
-    return torch.rot90(image, turns, dims=(0, 1)) if turns else image
+
+    def __init__(self, size: tuple[int, int] | None):
+        self.size = size
+        self.to_rgb = VideoReformatter()
+        self.resize = VideoReformatter()
+
+    def __call__(self, frame: av.VideoFrame) -> torch.Tensor:
+        turns = rot90_turns(rotation_from_display_matrix(frame.rotation))
+        rgb = self.to_rgb.reformat(frame, format="rgb24", threads=1)
+        if self.size is not None:
+            height, width = self.size if turns % 2 == 0 else self.size[::-1]
+            if (height, width) != (rgb.height, rgb.width):
+                rgb = self.resize.reformat(rgb, width=width, height=height, interpolation="BILINEAR", threads=1)
+        image = torch.from_numpy(rgb.to_ndarray())  # [H, W, 3]
+        return torch.rot90(image, turns, dims=(0, 1)) if turns else image
+
+
+def upright_rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> torch.Tensor:
+    """One frame through `UprightRGB` (for callers that convert a single frame)."""
+    return UprightRGB(size)(frame)
 
 
 def read_frames(
@@ -163,11 +180,16 @@ def _pick_frames(
     """Decode forward from the first query, handing each query its frame.
 
     Where the next query lies beyond the next keyframe, the decoder jumps ahead to that keyframe instead
-    of decoding the frames in between (not for packed AVI, which is read from the start to the end).
+    of decoding the frames in between, and non-reference frames that no query picks are not decoded
+    (frame_skipping.py; neither for packed AVI, which is read from the start to the end and timed by
+    frame count).
     """
     clock = VideoClock(info.fps or 1.0, permuted)
-    picker = NearestFramePicker(queries, lambda frame: upright_rgb(frame, size))
-    frames = source.decode_all("video") if permuted else source.decode_from("video", picker.pending, info.video_start)
+    picker = NearestFramePicker(queries, UprightRGB(size))
+    skip = None if permuted else UnpickedFrames(queries)
+    frames = (
+        source.decode_all("video") if permuted else source.decode_from("video", picker.pending, info.video_start, skip)
+    )
     jumped_to: set[float] = set()  # each keyframe is jumped to once, even if the seek lands earlier
     while not picker.done:
         frame = next(frames, None)
@@ -182,7 +204,7 @@ def _pick_frames(
             jumped_to.add(keyframe)
             picker.restart()
             clock.restart()
-            frames = source.decode_from("video", picker.pending, info.video_start)
+            frames = source.decode_from("video", picker.pending, info.video_start, skip)
     if picker.previous is None and not picker.done:
         raise DecodeError(source.path, "no video frame decodes")
     return picker.finish()

@@ -3,7 +3,9 @@
 `PyAVSource` is one open file. Its `decode_from` seeks once to the keyframe before a target time and
 copes with containers that seek imprecisely (MPEG-PS, AVI audio): when a seek lands after the target it
 backs off (1 s, 2 s, 4 s, ...) and finally reopens the file and decodes from its start. Undecodable
-packets are skipped, so a truncated or damaged file yields the frames that do decode.
+packets are skipped, so a truncated or damaged file yields the frames that do decode. Given an
+`UnpickedFrames` (frame_skipping.py), video decoding looks a few packets ahead and lets the decoder drop
+the non-reference frames that no query picks.
 
 Packed-bitstream AVI (DivX/Xvid with B-frames packed into the previous packet, common in HMDB51) gets
 frame timestamps out of order although the decoder outputs display order; `has_permuted_frame_times`
@@ -12,6 +14,7 @@ recognises it by its few-byte placeholder packets, and readers then time frames 
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 from collections.abc import Iterator
@@ -19,6 +22,7 @@ from pathlib import Path
 
 import av
 
+from avssl.media.decode.frame_skipping import UnpickedFrames
 from avssl.media.decode.info import DecodeError
 
 # Packed-bitstream AVI: how many packets are inspected, and the size of a placeholder packet ("N-VOP").
@@ -26,6 +30,11 @@ _PACKED_AVI_PACKETS = 64
 _PLACEHOLDER_BYTES = 8
 # Consecutive undecodable packets after which a stream is taken to end (a truncated or corrupt file).
 _MAX_BAD_PACKETS = 32
+# Packets demuxed ahead of the one being decoded, so that the times of the frames that follow it in
+# display order are known (B-frame reordering puts them at most a few packets later).
+_LOOKAHEAD_PACKETS = 8
+# FFmpeg's AVINDEX_DISCARD_FRAME: an index entry an edit list hides (decoded, never displayed).
+_INDEX_DISCARD = 2
 
 
 def open_container(path: str | Path) -> av.container.InputContainer:
@@ -120,6 +129,7 @@ class PyAVSource:
         self.path = str(path)
         self.container = self._open()
         self.fresh = True  # nothing demuxed yet: decoding starts at the very first packet
+        self._index_delay: float | None = None  # see keyframe_before
 
     def _open(self) -> av.container.InputContainer:
         container = open_container(self.path)
@@ -154,11 +164,14 @@ class PyAVSource:
         stat = os.stat(self.path)
         return _has_placeholder_packets(self.path, stat.st_size, stat.st_mtime_ns)
 
-    def decode_from(self, kind: str, target: float, stream_start: float) -> Iterator[av.frame.Frame]:
+    def decode_from(
+        self, kind: str, target: float, stream_start: float, skip: UnpickedFrames | None = None
+    ) -> Iterator[av.frame.Frame]:
         """Decode `kind` frames so that the first one is at or before `target` (or is the stream's first).
 
         Seeks once to the keyframe before `target`; if the container lands after `target` it backs off
         (1 s, 2 s, ...) and, once the back-off passes the stream start, reopens and decodes from the start.
+        With `skip`, the non-reference frames it calls unpicked are not decoded.
         """
         back = 0.0
         while True:
@@ -167,7 +180,7 @@ class PyAVSource:
             if at_start and not self.fresh:
                 self.reopen()
             self.fresh = False
-            frames = self._decoded(kind)
+            frames = self._decoded(kind, skip)
             first = next(frames, None)
             if first is None and at_start:
                 return
@@ -193,12 +206,17 @@ class PyAVSource:
         """Estimated presentation time of the last indexed video keyframe at or before `time`, or None.
 
         The container index holds decoding times; they run ahead of presentation times by the B-frame
-        delay, estimated from the first index entry and the stream's first presentation time."""
+        delay, estimated from the first displayed index entry and the stream's first presentation time.
+        Entries an edit list discards (cav-mae/KlsG1EnBEjc_000361.mp4: 3.4 s of them, with negative
+        times) are not displayed: measuring the delay from them put every keyframe seconds off."""
         stream = self.stream("video")
         entries = stream.index_entries
         if len(entries) == 0:
             return None
-        delay = stream_start - float(entries[0].timestamp * stream.time_base)
+        if self._index_delay is None:
+            shown = next((entry for entry in entries if not entry.flags & _INDEX_DISCARD), entries[0])
+            self._index_delay = stream_start - float(shown.timestamp * stream.time_base)
+        delay = self._index_delay
         found = entries.search_timestamp(int((time - delay) / stream.time_base), backward=True)
         return None if found < 0 else float(entries[found].timestamp * stream.time_base) + delay
 
@@ -209,17 +227,28 @@ class PyAVSource:
         self.fresh = False
         return self._decoded(kind)
 
-    def _decoded(self, kind: str) -> Iterator[av.frame.Frame]:
+    def _decoded(self, kind: str, skip: UnpickedFrames | None = None) -> Iterator[av.frame.Frame]:
         """Decoded frames, packet by packet. Undecodable packets are skipped (the first ones after a seek
-        into an MPEG program stream are partial); a file none of whose packets decode raises DecodeError."""
+        into an MPEG program stream are partial); a file none of whose packets decode raises DecodeError.
+        With `skip`, each packet whose frame no query picks is decoded with `skip_frame = NONREF`."""
         stream = self.stream(kind)
+        context = stream.codec_context
+        context.skip_frame = "DEFAULT"  # a previous pass over this stream may have left it changed
         produced, failures, error = False, 0, None
         packets = self.container.demux(stream)
+        if skip is not None:
+            skip.restart()
+            packets = _noted_ahead(packets, skip)
         while failures < _MAX_BAD_PACKETS:
             try:
                 packet = next(packets, None)
                 if packet is None:
                     break
+                if skip is not None:
+                    time = packet_time(packet)
+                    mode = "NONREF" if time is not None and skip.unpicked(time) else "DEFAULT"
+                    if context.skip_frame != mode:
+                        context.skip_frame = mode
                 frames = packet.decode()
             except av.FFmpegError as caught:  # a corrupt or truncated file
                 failures, error = failures + 1, caught
@@ -232,3 +261,29 @@ class PyAVSource:
             raise DecodeError(self.path, f"cannot decode {kind} ({error})")
 
 
+
+
+def packet_time(packet: av.Packet) -> float | None:
+    """Presentation time of a packet in seconds (None when the container gives none)."""
+    return None if packet.pts is None else float(packet.pts * packet.time_base)
+
+
+def _noted_ahead(packets: Iterator[av.Packet], skip: UnpickedFrames) -> Iterator[av.Packet]:
+    """`packets` delayed by _LOOKAHEAD_PACKETS, each packet's time noted in `skip` when it is demuxed.
+
+    A demuxing error is raised only after the packets already read have been handed on."""
+    buffer: collections.deque[av.Packet] = collections.deque()
+    try:
+        for packet in packets:
+            time = packet_time(packet)
+            if time is not None:
+                skip.note(time)
+            buffer.append(packet)
+            if len(buffer) > _LOOKAHEAD_PACKETS:
+                yield buffer.popleft()
+    except av.FFmpegError:
+        while buffer:
+            yield buffer.popleft()
+        raise
+    while buffer:
+        yield buffer.popleft()
