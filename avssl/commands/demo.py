@@ -32,7 +32,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from avssl.demo.run import DemoOptions, run_demo
+
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines appear as they happen, also in a log file
 
     if args.num_clips < 20:
         raise ValueError(f"--num-clips must be at least 20 (every class needs held-out clips), got {args.num_clips}")

@@ -1,6 +1,9 @@
 """A view recipe as a run's ``data`` config sets it: the named recipe with field and augmentation
 overrides applied (``data.recipe``, ``data.recipe_overrides``, ``data.*_augment_overrides``).
 
+:func:`trained_input_specs` turns the same config into what the run fed its encoders (frames,
+rate, crop, normalisation, spectrogram), so that exported encoders and evaluations feed them alike.
+
 Kept apart from the engine so that commands which only read a run's config (``avssl clusters``,
 the demo's evaluation) rebuild its recipe without importing Lightning.
 """
@@ -8,10 +11,13 @@ the demo's evaluation) rebuild its recipe without importing Lightning.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
 from avssl.data.views import ViewRecipe, get_view_recipe
+from avssl.media.augment.presets import get_augment_preset
+from avssl.media.spectrogram import get_preset
 from avssl.train.config import DataConfig
 
 
@@ -53,3 +59,27 @@ def build_recipe(cfg: DataConfig) -> ViewRecipe:
             frontend, augment_overrides=_merged(frontend.augment_overrides, overrides)
         )
     return recipe.with_overrides(**changes) if changes else recipe
+
+
+def trained_input_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """What a pretraining run fed its encoders, as :class:`~avssl.models.input_spec.InputSpec`
+    field changes per modality, from the run's ``data`` config (view recipe and overrides).
+
+    An encoder's own ``input_spec`` describes its original release; a run may feed it differently
+    (the xID demo trains ``audio_resnet_small`` on recipe ``avid``'s 257-bin spectrogram), and
+    clips for evaluation must be made as in training.
+    """
+    if not config.get("data"):
+        return {}
+    recipe = build_recipe(DataConfig(**config["data"]) if isinstance(config["data"], Mapping) else config["data"])
+    preset = get_augment_preset(recipe.video_augment)
+    defaults = {name: p.default for name, p in inspect.signature(preset.factory).parameters.items()}
+    video = {**defaults, **preset.defaults, **dict(recipe.video_augment_overrides)}
+    specs = {"video": {"fps": recipe.video_fps, "frames": round(recipe.video_seconds * recipe.video_fps),
+                       "size": int(video["size"]), "mean": tuple(video["mean"]), "std": tuple(video["std"])}}
+    if recipe.audio is not None:
+        # A front end without its own length uses the recipe's audio window (avssl.data.views).
+        seconds = recipe.audio.clip_seconds or recipe.audio_seconds
+        specs["audio"] = {"spectrogram": recipe.audio.preset, "duration": seconds,
+                          "sample_rate": get_preset(recipe.audio.preset).sample_rate}
+    return specs

@@ -37,7 +37,7 @@ from avssl.evaluate.frozen_suite import (
     shared_space_heads,
     suite_scores,
 )
-from avssl.evaluate.middle_clip import trained_input_specs
+from avssl.data.recipe_overrides import trained_input_specs
 from avssl.train.config import PretrainConfig, parse_config
 
 MODALITIES = ("video", "audio")

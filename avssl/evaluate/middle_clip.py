@@ -16,40 +16,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from avssl.data.recipe_overrides import trained_input_specs
+
 
 
 # ------------------------------------------------------------------------------------ encoders
-
-
-def trained_input_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """What a pretraining run fed its encoders, as :class:`~avssl.models.input_spec.InputSpec`
-    field changes per modality, from the run's ``data`` config (view recipe and overrides).
-
-    An encoder's own ``input_spec`` describes its original release; a run may feed it differently
-    (XDC's demo trains ``audio_resnet_small`` on recipe ``avid``'s 257-bin spectrogram), and clips
-    for the gallery must be made as in training.
-    """
-    import inspect
-
-    from avssl.media.augment.presets import get_augment_preset
-    from avssl.media.spectrogram import get_preset
-    from avssl.train.config import DataConfig
-    from avssl.data.recipe_overrides import build_recipe
-
-    if not config.get("data"):
-        return {}
-    recipe = build_recipe(DataConfig(**config["data"]))
-    preset = get_augment_preset(recipe.video_augment)
-    defaults = {name: p.default for name, p in inspect.signature(preset.factory).parameters.items()}
-    video = {**defaults, **preset.defaults, **dict(recipe.video_augment_overrides)}
-    specs = {"video": {"fps": recipe.video_fps, "frames": round(recipe.video_seconds * recipe.video_fps),
-                       "size": int(video["size"]), "mean": tuple(video["mean"]), "std": tuple(video["std"])}}
-    if recipe.audio is not None:
-        # A front end without its own length uses the recipe's audio window (avssl.data.views).
-        seconds = recipe.audio.clip_seconds or recipe.audio_seconds
-        specs["audio"] = {"spectrogram": recipe.audio.preset, "duration": seconds,
-                          "sample_rate": get_preset(recipe.audio.preset).sample_rate}
-    return specs
 
 
 def _method_file_encoders(obj: Mapping[str, Any], source: Path, wanted: Sequence[str]) -> dict[str, nn.Module]:
