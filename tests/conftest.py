@@ -74,3 +74,15 @@ def make_state_module(parity_dir: Path):
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a test on one torch thread: the test machine's cores are shared, and small tensors run far
+    faster on one thread than on OpenMP threads waiting on each other. Restores the setting after."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -6,19 +6,13 @@ import json
 import math
 
 import pytest
-import torch
 
 from avssl.demo.methods import DEMO_CONFIGS, demo_config_path
 from avssl.demo.run import TABLE_COLUMNS, DemoOptions, run_demo
 from avssl.methods.registry import list_methods
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_every_demo_method_is_registered_and_has_its_config():

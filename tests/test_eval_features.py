@@ -18,13 +18,7 @@ from avssl.media.spectrogram import Spectrogram, get_preset
 from benchmark_layouts import esc50_from_fsdd, ucf101_from_videos
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # The test machine's cores are shared; small tensors run far faster on one thread.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

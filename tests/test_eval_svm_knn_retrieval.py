@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from avssl.evaluate import svm as svm_module
 from avssl.evaluate.features import ExtractedFeatures
@@ -22,12 +21,7 @@ from avssl.evaluate.svm import fuse_features, select_c_heldout, svm_probe
 from benchmark_layouts import UCF_FROM_VAS, esc50_from_fsdd, kinetics_from_vas, ucf101_from_videos
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's cores are shared
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def blobs(rng, classes=3, groups_per_class=6, clips=4, dim=8, spread=0.3):

@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from avssl import cli
 from avssl.commands import evaluate as evaluate_command
@@ -31,12 +30,7 @@ from benchmark_layouts import esc50_from_fsdd
 SMALL = ["--set", "clip.seconds=1.0", "--set", "train.clips=1", "--set", "test.clips=2", "--set", "svm.c=[0.001, 1.0]"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's cores are shared
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from torch import nn
 
 from avssl.data.manifest import Manifest
 from avssl.demo.corpus import demo_manifest
-from avssl.demo.methods import demo_config_path
+from avssl.demo.methods import DEFAULT_METHOD, demo_config_path
 from avssl.evaluate.frozen_suite import (
     FrozenFeatures,
     encode_files,
@@ -49,7 +49,7 @@ class DemoOptions:
     """What ``avssl demo`` runs (see ``avssl demo --help``)."""
 
     out: Path = Path("outputs/demo")
-    method: str = "xid"
+    method: str = DEFAULT_METHOD
     num_clips: int = 1000
     seed: int = 0
     workers: int = 2

@@ -6,7 +6,6 @@ no torch, no manifest (see `corpus.py` for the corpus around the clips).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from avssl.data.avdigits.layout import CorpusEntry
 from avssl.data.avdigits.plan import sample_clip_plan
 from avssl.data.avdigits.speech import load_speech
 from avssl.data.avdigits.video import render_video
-from avssl.data.synthetic.encode import write_mp4
+from avssl.data.synthetic.encode import write_mp4_atomically
 
 METADATA_COLUMNS: tuple[str, ...] = (
     "path",  # relative to OUT, with forward slashes
@@ -77,10 +76,8 @@ def render_entry(
     )
     plan = sample_clip_plan(config, len(speech.samples), entry.clip_seed)
     path = out_dir / entry.relative_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    write_mp4(
-        partial,
+    write_mp4_atomically(
+        path,
         render_video(config, plan, digit),
         render_audio(plan, speech.samples, config.num_samples, config.sample_rate),
         config.fps,
@@ -89,7 +86,6 @@ def render_entry(
         crf=config.crf,
         audio_bit_rate=config.audio_bit_rate,
     )
-    os.replace(partial, path)
     return {
         "path": entry.relative_path,
         "label": str(entry.recording.digit),

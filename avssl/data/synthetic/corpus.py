@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from avssl.data.parallel_render import render_in_workers
 from avssl.data.synthetic.audio import render_audio
 from avssl.data.synthetic.classes import CLASS_NAMES, CLASSES
 from avssl.data.synthetic.config import GENERATOR_VERSION, SPLIT_NAMES, SyntheticConfig
-from avssl.data.synthetic.encode import write_mp4
+from avssl.data.synthetic.encode import write_mp4_atomically
 from avssl.data.synthetic.plan import sample_clip_plan
 from avssl.data.synthetic.video import render_video
 
@@ -112,10 +111,8 @@ def render_entry(config: SyntheticConfig, entry: CorpusEntry, out_dir: Path) -> 
     """Render and write one clip (atomically: a partial file never has the final name); its row."""
     plan = sample_clip_plan(config, entry.class_index, entry.clip_seed)
     path = out_dir / entry.relative_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    write_mp4(
-        partial,
+    write_mp4_atomically(
+        path,
         render_video(plan),
         render_audio(plan),
         plan.fps,
@@ -124,7 +121,6 @@ def render_entry(config: SyntheticConfig, entry: CorpusEntry, out_dir: Path) -> 
         crf=config.crf,
         audio_bit_rate=config.audio_bit_rate,
     )
-    os.replace(partial, path)
     return {
         "path": entry.relative_path,
         "label": CLASS_NAMES[entry.class_index],

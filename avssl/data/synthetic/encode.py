@@ -8,6 +8,7 @@ seeking to any time decodes at most `gop - 1` extra frames.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import av
@@ -65,3 +66,13 @@ def write_mp4(
         samples.pts = 0
         container.mux(audio.encode(samples))
         container.mux(audio.encode())
+
+
+def write_mp4_atomically(path: Path, frames: np.ndarray, waveform: np.ndarray, fps: int, sample_rate: int,
+                         **encoding: int) -> None:
+    """:func:`write_mp4` into ``path`` (parents created) through ``<name>.part``: an interrupted write
+    never leaves a file under the final name, so a corpus cache never mistakes it for a finished clip."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    write_mp4(partial, frames, waveform, fps, sample_rate, **encoding)
+    os.replace(partial, path)
