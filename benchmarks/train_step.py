@@ -3,6 +3,7 @@
     python benchmarks/train_step.py                         # the CPU demo size; ViT-B too if a GPU is present
     python benchmarks/train_step.py --sizes base --variants xkd xkd_mats --steps 20
     python benchmarks/train_step.py --peak-tflops 989       # MFU reference (H100 SXM dense bf16)
+    python benchmarks/train_step.py --sizes base --variants xkd --profile 25   # where the time goes
 
 Two sizes, on random tensors (no decoding: this measures the model step only):
 
@@ -116,8 +117,31 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def print_profile(method, optimizer, batch: dict, step: int, max_steps: int, dtype: torch.dtype | None,
+                  device: torch.device, rows: int) -> None:
+    """The operators that take the most device (or CPU) time over three steps, and how busy the
+    device was: device time well under wall time means the step waits on the host (launches, syncs)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    synchronize(device)
+    started = time.perf_counter()
+    with profile(activities=activities) as prof:
+        for offset in range(3):
+            one_step(method, optimizer, batch, step + offset, max_steps, dtype)
+        synchronize(device)
+    wall = (time.perf_counter() - started) / 3
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    events = prof.key_averages()
+    if device.type == "cuda":
+        busy = sum(e.self_device_time_total for e in events) / 3 / 1e6
+        print(f"profile: {1000 * wall:.0f} ms wall per step, device busy {1000 * busy:.0f} ms "
+              f"({100 * busy / wall:.0f} %)")
+    print(events.table(sort_by=sort, row_limit=rows, max_name_column_width=60))
+
+
 def measure(variant: str, size_name: str, size: Size, batch_size: int, device: torch.device,
-            dtype: torch.dtype | None, steps: int, warmup: int, peak_tflops: float) -> str:
+            dtype: torch.dtype | None, steps: int, warmup: int, peak_tflops: float, profile_rows: int = 0) -> str:
     torch.manual_seed(0)
     method, optimizer = build(variant, size, device)
     batch = random_batch(size, batch_size, LOCAL_VIDEO_VIEWS[variant], device)
@@ -135,6 +159,8 @@ def measure(variant: str, size_name: str, size: Size, batch_size: int, device: t
         loss = one_step(method, optimizer, batch, step, max_steps, dtype)
     synchronize(device)
     seconds = (time.perf_counter() - started) / steps
+    if profile_rows:
+        print_profile(method, optimizer, batch, warmup + steps, max_steps, dtype, device, profile_rows)
     achieved = flops / seconds / 1e12
     memory = f"{torch.cuda.max_memory_allocated(device) / 2**30:.1f}" if device.type == "cuda" else "–"
     mfu = f"{100 * achieved / peak_tflops:.1f} %" if device.type == "cuda" else "–"
@@ -153,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (the first one counts FLOPs)")
     parser.add_argument("--peak-tflops", type=float, default=989.0,
                         help="accelerator peak for MFU (H100 bf16 dense: 989)")
+    parser.add_argument("--profile", type=int, default=0, metavar="ROWS",
+                        help="after timing, profile three steps and print the ROWS costliest operators")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch.set_num_threads)")
     args = parser.parse_args(argv)
     if args.threads:
@@ -174,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         dtype = torch.bfloat16 if size_name == "base" else None
         for variant in args.variants:
             rows.append(measure(variant, size_name, size, args.batch or size.batch, device, dtype,
-                                args.steps, args.warmup, args.peak_tflops))
+                                args.steps, args.warmup, args.peak_tflops, args.profile))
             print(rows[-1], flush=True)
     device_name = torch.cuda.get_device_name() if has_gpu else "no GPU"
     print(f"\nXKD training step (forward + backward + clip + AdamW + EMA); "

@@ -40,3 +40,13 @@ def test_demo_writes_table_figures_and_gallery(tmp_path):
         assert (out / figure).stat().st_size > 5000
     page = (out / "gallery" / "index.html").read_text()
     assert "avssl demo: xid clusters" in page and list((out / "gallery" / "clips").glob("*.mp4"))
+
+
+def test_demo_pretraining_config_takes_accelerator_and_precision(tmp_path):
+    from avssl.demo.run import pretraining_config
+
+    default = pretraining_config("xid", tmp_path / "train.csv", tmp_path / "run")
+    assert (default.trainer.accelerator, default.trainer.precision) == ("cpu", "32")
+    on_gpu = pretraining_config("xid", tmp_path / "train.csv", tmp_path / "run", accelerator="gpu",
+                                precision="bf16-mixed", steps=7)
+    assert (on_gpu.trainer.accelerator, on_gpu.trainer.precision, on_gpu.trainer.max_steps) == ("gpu", "bf16-mixed", 7)

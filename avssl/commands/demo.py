@@ -3,6 +3,7 @@
     avssl demo                       # the default method (xid), ~4 min on 2 CPU cores
     avssl demo --method crisscross   # any method with a CPU config: see --help
     avssl demo --steps 400 --out outputs/demo_long
+    avssl demo --accelerator gpu --precision bf16-mixed   # pretrain on one GPU
 
 No download: the corpus is generated (and cached) in OUT/corpus. The table compares the pretrained
 encoders with randomly initialised ones of the same architecture on held-out clips (linear probe,
@@ -27,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, help="pretraining batch size (default: the method's demo config)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes for corpus generation and preparation")
+    parser.add_argument("--accelerator", choices=("cpu", "gpu", "auto"),
+                        help="where to pretrain (default: the demo config's, cpu); evaluation runs on the CPU")
+    parser.add_argument("--precision", choices=("32", "bf16-mixed", "16-mixed"),
+                        help="training precision (default: the demo config's, 32)")
     parser.add_argument("--no-gallery", action="store_true", help="skip the cluster gallery")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -43,5 +48,6 @@ def run(args: argparse.Namespace) -> int:
     run_demo(DemoOptions(
         out=args.out, method=args.method, num_clips=args.num_clips, seed=args.seed, workers=args.workers,
         steps=args.steps, batch_size=args.batch_size, gallery=not args.no_gallery, progress=not args.no_progress,
+        accelerator=args.accelerator, precision=args.precision,
     ))
     return 0

@@ -57,15 +57,18 @@ class DemoOptions:
     batch_size: int | None = None
     gallery: bool = True
     progress: bool = True
+    accelerator: str | None = None  # None: the demo config's (cpu)
+    precision: str | None = None  # None: the demo config's ("32")
 
 
 def pretraining_config(
     method: str, manifest_path: Path, output_dir: Path, *, seed: int = 0, steps: int | None = None,
     batch_size: int | None = None, max_minutes: float | None = None, progress: bool = True,
+    accelerator: str | None = None, precision: str | None = None,
 ) -> PretrainConfig:
     """The method's CPU config (:mod:`avssl.demo.methods`) on ``manifest_path``, writing to
-    ``output_dir``, with clips decoded once into memory and, when given, its steps, batch size and
-    time limit replaced."""
+    ``output_dir``, with clips decoded once into memory and, when given, its steps, batch size,
+    time limit, accelerator and precision replaced."""
     args = ["--config", str(demo_config_path(method)), "--data.manifest", str(manifest_path),
             "--trainer.output_dir", str(output_dir), "--trainer.resume", "null",
             "--data.cache_decoded", "true", "--data.num_workers", "1", "--trainer.log_every_n_steps", "1",
@@ -76,6 +79,10 @@ def pretraining_config(
         args += ["--data.batch_size", str(batch_size)]
     if max_minutes is not None:
         args += ["--trainer.max_minutes", str(max_minutes)]
+    if accelerator is not None:
+        args += ["--trainer.accelerator", accelerator]
+    if precision is not None:
+        args += ["--trainer.precision", precision]
     return parse_config(args)
 
 
@@ -165,7 +172,8 @@ def run_demo(options: DemoOptions) -> dict[str, dict[str, float]]:
           f"on the {len(train_manifest)} train clips")
 
     config = pretraining_config(options.method, train_path, out / "run", seed=options.seed, steps=options.steps,
-                                batch_size=options.batch_size, progress=options.progress)
+                                batch_size=options.batch_size, progress=options.progress,
+                                accelerator=options.accelerator, precision=options.precision)
     for note in fit_to_corpus(config, len(train_manifest)):
         print(f"[demo] {note}")
     shutil.rmtree(config.trainer.output_dir, ignore_errors=True)  # each demo run trains afresh

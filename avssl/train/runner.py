@@ -28,6 +28,7 @@ from avssl.models.registry import create_encoder
 from avssl.train.checkpointing import PeriodicCheckpoint, export_final, resolve_resume
 from avssl.train.config import MethodConfig, PretrainConfig, TrainerConfig, config_to_yaml
 from avssl.train.data import PretrainingData
+from avssl.train.memory_format import convolutions_to_channels_last
 from avssl.train.module import NonFiniteLossError, PretrainModule
 
 SKIP_REPORT = "skipped_files.txt"
@@ -142,6 +143,8 @@ def run_pretraining(config: PretrainConfig, callbacks: Sequence[L.Callback] = ()
     manifest = Manifest.read(config.data.manifest)
     L.seed_everything(config.seed, verbose=False)  # identical initial weights on every rank
     method = build_method(config.method, num_items=len(manifest))
+    if config.trainer.channels_last:
+        convolutions_to_channels_last(method)
     data = PretrainingData(config.data, manifest, weights_fn=getattr(method, "sample_weights", None))
     module = PretrainModule(method, config)
     checkpoints = PeriodicCheckpoint(output_dir / "checkpoints", config.trainer.checkpoint_every_n_steps)
