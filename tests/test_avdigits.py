@@ -129,7 +129,7 @@ def test_manifest_lists_every_clip_with_its_digit_split_and_probed_facts(manifes
 def test_speech_fits_the_clip_with_its_margins(metadata):
     for meta in metadata:
         onset, length = float(meta["onset"]), float(meta["speech_duration"])
-        assert onset >= CONFIG.min_lead_in_s
+        assert CONFIG.min_lead_in_s <= onset <= CONFIG.max_onset_s
         assert onset + length <= CONFIG.duration - CONFIG.min_tail_s + 1e-4
         assert int(meta["onset_frame"]) == int(np.floor(onset * CONFIG.fps + 0.5))
         assert int(meta["onset_sample"]) == round(onset * CONFIG.sample_rate)
@@ -371,3 +371,8 @@ def test_config_rejects_bad_values_naming_the_field():
     config = AVDigitsConfig.from_dict(json.loads(json.dumps(AVDigitsConfig().to_dict())))
     assert config == AVDigitsConfig()  # lists from JSON become tuples again
     assert config.fingerprint({"mnist": "a"}) != config.fingerprint({"mnist": "b"})
+
+
+def test_config_rejects_an_onset_bound_before_the_lead_in():
+    with pytest.raises(ValueError, match="max_onset_s"):
+        replace(CONFIG, min_lead_in_s=0.3, max_onset_s=0.2)

@@ -49,6 +49,10 @@ class AVDigitsConfig:
         num_clips_per_recording: clips made from each recording (each with its own image and draws).
         min_lead_in_s: earliest speech onset (the digit is absent on at least the first frames).
         min_tail_s: time left after the end of the speech.
+        max_onset_s: latest speech onset. The digit stays on screen from its onset to the end, so
+            with onsets by 0.6 s every video window from 0.6 s on shows it — the middle 0.5 s
+            window that evaluation reads (0.75–1.25 s of a 2 s clip) always does. Without this
+            bound a fifth of the clips showed no digit in that window.
         trim_margins_db: (onset, offset): a recording's word starts where its 10 ms energy rises
             the first margin above the recording's own noise floor and ends where it last stays
             the second margin above it (`speech.speech_bounds`); what lies before and after is
@@ -81,18 +85,19 @@ class AVDigitsConfig:
     num_clips_per_recording: int = 1
     min_lead_in_s: float = 0.15
     min_tail_s: float = 0.15
+    max_onset_s: float = 0.6
     trim_margins_db: tuple[float, float] = (8.0, 4.0)
     speech_rms_dbfs: tuple[float, float] = (-28.0, -18.0)
     snr_db: tuple[float, float] = (5.0, 20.0)
     noise_exponent: tuple[float, float] = (0.0, 2.0)
     hum_probability: float = 0.5
     hum_share: tuple[float, float] = (0.2, 0.7)
-    digit_size_px: tuple[float, float] = (26.0, 40.0)
+    digit_size_px: tuple[float, float] = (36.0, 52.0)
     digit_rotation_deg: float = 15.0
     digit_speed_px_s: tuple[float, float] = (8.0, 32.0)
     min_digit_contrast: float = 0.45
-    clutter_contrast: float = 0.15
-    clutter_strokes: tuple[int, int] = (4, 10)
+    clutter_contrast: float = 0.08
+    clutter_strokes: tuple[int, int] = (2, 5)
     clutter_blobs: tuple[int, int] = (3, 8)
     gop: int = 16
     crf: int = 23
@@ -127,6 +132,8 @@ class AVDigitsConfig:
             fail("num_clips_per_recording", "must be at least 1")
         if self.min_lead_in_s < 0 or self.min_tail_s < 0:
             fail("min_lead_in_s" if self.min_lead_in_s < 0 else "min_tail_s", "must be >= 0")
+        if self.max_onset_s < self.min_lead_in_s:
+            fail("max_onset_s", f"must be at least min_lead_in_s ({self.min_lead_in_s})")
         if self.speech_window_s < 0.1:
             fail("duration", "leaves less than 0.1 s for speech after min_lead_in_s and min_tail_s")
         if len(self.trim_margins_db) != 2 or not all(m > 0 for m in self.trim_margins_db):

@@ -88,16 +88,17 @@ def sample_clip_plan(config: AVDigitsConfig, speech_length: int, clip_seed: int)
     """Draw one clip's plan for a trimmed word of `speech_length` samples (deterministic in the seed).
 
     The onset is uniform over the samples that keep `min_lead_in_s` before the word and
-    `min_tail_s` after it.
+    `min_tail_s` after it, and no later than `max_onset_s`.
     """
     rate = config.sample_rate
     earliest = math.ceil(config.min_lead_in_s * rate)
-    latest = math.floor((config.duration - config.min_tail_s) * rate) - speech_length
-    if latest < earliest:
+    fits = math.floor((config.duration - config.min_tail_s) * rate) - speech_length
+    if fits < earliest:
         raise ValueError(
             f"a word of {speech_length / rate:.3f} s does not fit a {config.duration} s clip with "
             f"{config.min_lead_in_s} s before and {config.min_tail_s} s after it"
         )
+    latest = min(fits, math.floor(config.max_onset_s * rate))
     rng = np.random.default_rng(clip_seed)
     onset = int(rng.integers(earliest, latest + 1))
     speech_rms_dbfs = _uniform(rng, config.speech_rms_dbfs)
