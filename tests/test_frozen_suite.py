@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -79,3 +80,33 @@ def test_loss_curve_and_embedding_plots(tmp_path):
         bad = tmp_path / "bad.csv"
         bad.write_text("epoch,step,lr\n0,1,0.1\n")
         read_metric_curves(bad)
+
+
+def test_encoder_sets_that_read_alike_share_one_decoding_pass(tiny_corpus, monkeypatch, one_torch_thread):
+    from avssl.data.manifest import Manifest
+    from avssl.evaluate import frozen_suite
+    from avssl.evaluate.middle_clip import ClipReader
+
+    manifest = Manifest.read(tiny_corpus)
+    paths = [manifest.resolve(row) for row in manifest][:6]
+    labels, train = [0, 1, 0, 1, 0, 1], [True, True, True, False, False, False]
+    torch.manual_seed(0)
+    first = {"video": create_encoder("r2plus1d_small").eval(), "audio": create_encoder("audio_resnet_small").eval()}
+    second = {"video": create_encoder("r2plus1d_small").eval(), "audio": create_encoder("audio_resnet_small").eval()}
+    reads = []
+    original_call = ClipReader.__call__
+    monkeypatch.setattr(ClipReader, "__call__", lambda self, path: reads.append(path) or original_call(self, path))
+
+    together, failed = frozen_suite.encode_files_together(paths, labels, train, [(first, None), (second, None)],
+                                                          batch_size=4)
+    assert failed == [] and len(reads) == len(paths)  # one read per file for both sets
+    for encoders, frozen in zip((first, second), together):
+        (alone,), _ = frozen_suite.encode_files_together(paths, labels, train, [(encoders, None)], batch_size=4)
+        for modality in ("video", "audio"):
+            torch.testing.assert_close(frozen.features[modality], alone.features[modality])
+    assert not torch.allclose(together[0].features["video"], together[1].features["video"])
+
+    other_audio = create_encoder("audio_resnet_small")
+    other_audio.input_spec = dataclasses.replace(other_audio.input_spec, duration=other_audio.input_spec.duration + 1.0)
+    with pytest.raises(ValueError, match="share modalities and input specs"):
+        frozen_suite.encode_files_together(paths, labels, train, [(first, None), ({**first, "audio": other_audio}, None)])

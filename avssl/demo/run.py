@@ -32,12 +32,13 @@ from avssl.demo.corpus import demo_manifest
 from avssl.demo.methods import DEFAULT_METHOD, demo_config_path
 from avssl.evaluate.frozen_suite import (
     FrozenFeatures,
-    encode_files,
+    encode_files_together,
     format_table,
     shared_space_heads,
     suite_scores,
 )
 from avssl.data.recipe_overrides import trained_input_specs
+from avssl.evaluate.middle_clip import reads_alike
 from avssl.train.config import PretrainConfig, parse_config
 
 MODALITIES = ("video", "audio")
@@ -138,22 +139,29 @@ def evaluate_methods(
 ) -> dict[str, tuple[FrozenFeatures, dict[str, float]]]:
     """Frozen features and scores (:mod:`avssl.evaluate.frozen_suite` plus cluster purity) of each
     ``{name: (method, its config)}`` on ``manifest``: fit on its ``train`` split, scored on the rest.
-    Files that fail to decode are skipped and listed."""
+    Files that fail to decode are skipped and listed. Methods whose encoders read the same inputs
+    (a trained model and its random initialisation) share one decoding pass."""
     from avssl.demo.report import cluster_purities
 
     classes = manifest.labels()
     paths = [manifest.resolve(row) for row in manifest]
     labels = [classes.index(row.label) for row in manifest]
     train = [row.split == "train" for row in manifest]
-    evaluated = {}
+    groups: list[dict[str, tuple[dict[str, nn.Module], dict[str, nn.Module] | None]]] = []
     for name, (method, config) in methods.items():
-        frozen, failed = encode_files(
-            paths, labels, train, method_encoders(method, config), shared_space_heads(method), progress=progress
-        )
+        model = (method_encoders(method, config), shared_space_heads(method))
+        group = next((g for g in groups if reads_alike(next(iter(g.values()))[0], model[0])), None)
+        if group is None:
+            groups.append(group := {})
+        group[name] = model
+    evaluated = {}
+    for group in groups:
+        frozen, failed = encode_files_together(paths, labels, train, list(group.values()), progress=progress)
         for path, reason in failed:
             print(f"[evaluate] skipped {path}: {reason}")
-        evaluated[name] = (frozen, {**suite_scores(frozen), **cluster_purities(frozen, len(classes), seed)})
-    return evaluated
+        for name, features in zip(group, frozen):
+            evaluated[name] = (features, {**suite_scores(features), **cluster_purities(features, len(classes), seed)})
+    return {name: evaluated[name] for name in methods}
 
 
 def run_demo(options: DemoOptions) -> dict[str, dict[str, float]]:

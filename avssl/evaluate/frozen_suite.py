@@ -29,7 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import Tensor, nn
 
 from avssl.evaluate.knn import knn_scores
-from avssl.evaluate.middle_clip import extract_middle_clip_features
+from avssl.evaluate.middle_clip import extract_features_together
 from avssl.evaluate.retrieval import recall_at_k
 
 MODALITIES = ("video", "audio")
@@ -52,7 +52,7 @@ def shared_space_heads(method: nn.Module) -> dict[str, nn.Module] | None:
 class FrozenFeatures:
     """Backbone features ``{modality: [n, D]}``, shared-space embeddings ``{modality: [n, E]}`` (empty
     when the method has none), class indices ``[n]``, the training-split mask ``[n]`` and each row's
-    position in the file list given to :func:`encode_files` ``[n]`` (files that failed are left out)."""
+    position in the file list given to :func:`encode_files_together` ``[n]`` (files that failed are left out)."""
 
     features: dict[str, Tensor]
     shared: dict[str, Tensor]
@@ -61,20 +61,26 @@ class FrozenFeatures:
     positions: np.ndarray
 
 
-def encode_files(
-    paths: Sequence[Path], labels: Sequence[int], train: Sequence[bool], encoders: Mapping[str, nn.Module],
-    heads: Mapping[str, nn.Module] | None = None, device: str = "cpu", batch_size: int = 32,
-    progress: bool = False,
-) -> tuple[FrozenFeatures, list[tuple[str, str]]]:
-    """Features of the files that decode, and ``(path, reason)`` for those that do not (skipped)."""
-    features, kept, failed = extract_middle_clip_features(paths, encoders, device, batch_size, progress=progress)
-    shared: dict[str, Tensor] = {}
-    if heads:
-        with torch.no_grad():
-            for modality, head in heads.items():
-                shared[modality] = head.to(device).eval()(features[modality].to(device)).float().cpu()
+def encode_files_together(
+    paths: Sequence[Path], labels: Sequence[int], train: Sequence[bool],
+    models: Sequence[tuple[Mapping[str, nn.Module], Mapping[str, nn.Module] | None]], device: str = "cpu",
+    batch_size: int = 32, progress: bool = False,
+) -> tuple[list[FrozenFeatures], list[tuple[str, str]]]:
+    """Frozen features of several ``(encoders, shared-space heads or None)`` whose encoders read
+    alike (:func:`~avssl.evaluate.middle_clip.reads_alike`; every file is decoded once for all),
+    in their order, and ``(path, reason)`` for the files that do not decode (skipped)."""
+    sets, kept, failed = extract_features_together(paths, [e for e, _ in models], device, batch_size, progress)
     keep = np.asarray(kept, dtype=np.int64)
-    return FrozenFeatures(features, shared, np.asarray(labels)[keep], np.asarray(train, dtype=bool)[keep], keep), failed
+    frozen = []
+    for features, (_, heads) in zip(sets, models):
+        shared: dict[str, Tensor] = {}
+        if heads:
+            with torch.no_grad():
+                for modality, head in heads.items():
+                    shared[modality] = head.to(device).eval()(features[modality].to(device)).float().cpu()
+        frozen.append(FrozenFeatures(features, shared, np.asarray(labels)[keep], np.asarray(train, dtype=bool)[keep],
+                                     keep))
+    return frozen, failed
 
 
 def probe_accuracy(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:

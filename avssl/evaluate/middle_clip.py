@@ -157,27 +157,47 @@ class ClipReader:
         return inputs
 
 
-@torch.no_grad()
+def reads_alike(first: Mapping[str, nn.Module], other: Mapping[str, nn.Module]) -> bool:
+    """Whether :class:`ClipReader` cuts the same inputs for two encoder sets (same modalities and
+    input specs), so that one read of each file can feed both."""
+    return first.keys() == other.keys() and all(first[m].input_spec == other[m].input_spec for m in first)
+
+
 def extract_middle_clip_features(
     paths: Sequence[Path], encoders: Mapping[str, nn.Module], device: str, batch_size: int, progress: bool = True
 ) -> tuple[dict[str, Tensor], list[int], list[tuple[str, str]]]:
     """Features ``{modality: [n, D]}`` of the files that could be read, their positions in
     ``paths``, and ``(path, reason)`` for the others."""
+    (features,), kept, failed = extract_features_together(paths, [encoders], device, batch_size, progress)
+    return features, kept, failed
+
+
+@torch.no_grad()
+def extract_features_together(
+    paths: Sequence[Path], sets: Sequence[Mapping[str, nn.Module]], device: str, batch_size: int,
+    progress: bool = True,
+) -> tuple[list[dict[str, Tensor]], list[int], list[tuple[str, str]]]:
+    """:func:`extract_middle_clip_features` for several encoder sets that read alike
+    (:func:`reads_alike`, e.g. a trained model and a random initialisation of its architecture):
+    each file is decoded once for all of them; the features come back in the order of ``sets``."""
     from tqdm import tqdm
 
     from avssl.data.datasets import DECODE_FAILURES
 
-    reader = ClipReader(encoders)
-    models = {m: e.to(device) for m, e in encoders.items()}
-    features: dict[str, list[Tensor]] = {m: [] for m in models}
+    if not sets or any(not reads_alike(sets[0], other) for other in sets[1:]):
+        raise ValueError("extract_features_together: the encoder sets must share modalities and input specs")
+    reader = ClipReader(sets[0])
+    models = [{m: e.to(device) for m, e in group.items()} for group in sets]
+    features: list[dict[str, list[Tensor]]] = [{m: [] for m in group} for group in models]
     kept: list[int] = []
     failed: list[tuple[str, str]] = []
     pending: list[dict[str, Tensor]] = []
 
     def flush() -> None:
-        for modality, model in models.items():
-            batch = torch.stack([p[modality] for p in pending]).to(device)
-            features[modality].append(model(batch).float().cpu())
+        batches = {m: torch.stack([p[m] for p in pending]).to(device) for m in sets[0]}
+        for group, out in zip(models, features):
+            for modality, model in group.items():
+                out[modality].append(model(batches[modality]).float().cpu())
         pending.clear()
 
     for position, path in enumerate(tqdm(paths, desc="clip features", unit="file", disable=not progress)):
@@ -191,4 +211,5 @@ def extract_middle_clip_features(
             flush()
     if pending:
         flush()
-    return {m: torch.cat(parts) if parts else torch.empty(0) for m, parts in features.items()}, kept, failed
+    joined = [{m: torch.cat(parts) if parts else torch.empty(0) for m, parts in out.items()} for out in features]
+    return joined, kept, failed

@@ -24,10 +24,9 @@ from avssl.methods import distributed
 from avssl.methods.memory_bank import UniformNegatives
 from avssl.methods.memory_contrast import ContrastTask, MemoryContrast
 from avssl.methods.registry import register_method
-from avssl.methods.xid import embed_pair
+from avssl.methods.xid import ProjectedPair
 from avssl.models.checkpoints import load_checkpoint, load_state_strict, read_checkpoint
 from avssl.models.checkpoints.avid import wrapper_state
-from avssl.models.heads import ProjectionHead
 
 __all__ = ["cma_positive_sets", "CMACriterion", "AVIDCMA", "POSITIVE_MODES"]
 
@@ -177,7 +176,7 @@ class CMACriterion(MemoryContrast):
 
 
 @register_method("avid_cma")
-class AVIDCMA(nn.Module):
+class AVIDCMA(ProjectedPair):
     """AVID-CMA: xID plus cross-modal-agreement positives (spec §3A.4; 20 epochs, LR 2e-4).
 
     Args:
@@ -193,9 +192,6 @@ class AVIDCMA(nn.Module):
         resample_every: positive sets are recomputed at epochs divisible by this (5).
         temperature (0.07), momentum (0.5), bank_seed, negative_sampler: as in xID.
     """
-
-    # The heads whose outputs share one space across modalities (cross-modal retrieval reads them).
-    shared_space_heads = {"video": "video_proj", "audio": "audio_proj"}
 
     def __init__(
         self,
@@ -218,13 +214,10 @@ class AVIDCMA(nn.Module):
         bank_seed: int = 0,
         negative_sampler: UniformNegatives | None = None,
     ) -> None:
-        super().__init__()
         if resample_every < 1:
             raise ValueError(f"avid_cma: resample_every must be >= 1, got {resample_every}")
+        super().__init__(video_encoder, audio_encoder, proj_dims)
         self.resample_every = resample_every
-        self.video_encoder, self.audio_encoder = video_encoder, audio_encoder
-        self.video_proj = ProjectionHead(video_encoder.out_dim, proj_dims)
-        self.audio_proj = ProjectionHead(audio_encoder.out_dim, proj_dims)
         self.criterion = CMACriterion(
             num_items,
             pos_k=pos_k,
@@ -286,7 +279,7 @@ class AVIDCMA(nn.Module):
 
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """``{"loss", "loss/inst-v2a", "loss/inst-a2v", "loss/pos-v2v", "loss/pos-a2a", ...}``."""
-        video_emb, audio_emb, index = embed_pair(self, batch, "avid_cma")
+        video_emb, audio_emb, index = self.embed(batch, "avid_cma")
         return self.criterion(video_emb, audio_emb, index)
 
     def on_train_epoch_start(self, ctx: Any) -> None:

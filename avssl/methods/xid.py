@@ -59,25 +59,36 @@ class XIDCriterion(MemoryContrast):
         super().__init__(num_items, xid_groups(xmodal_coeff, wmodal_coeff), **kwargs)
 
 
-def embed_pair(
-    method: nn.Module, batch: Mapping[str, Any], name: str
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Projected video and audio embeddings ``[B, D]`` of the batch's first views, and ``index``."""
-    (video,) = take_views(batch, "video", 1, name)
-    (audio,) = take_views(batch, "audio", 1, name)
-    if video.shape[0] != audio.shape[0]:
-        raise ValueError(
-            f"{name}: video and audio views have different batch sizes "
-            f"({video.shape[0]} vs {audio.shape[0]})"
-        )
-    index = take_index(batch, video.shape[0], name)
-    video_emb = method.video_proj(method.video_encoder(video))
-    audio_emb = method.audio_proj(method.audio_encoder(audio))
-    return video_emb, audio_emb, index
+class ProjectedPair(nn.Module):
+    """A video and an audio encoder, each followed by a :class:`ProjectionHead` into one shared
+    space: the trunk of xID and AVID-CMA (spec §3A.1). Module names (``video_encoder``,
+    ``audio_encoder``, ``video_proj``, ``audio_proj``) are the state-dict names of both methods."""
+
+    # The heads whose outputs share one space across modalities (cross-modal retrieval reads them).
+    shared_space_heads = {"video": "video_proj", "audio": "audio_proj"}
+
+    def __init__(self, video_encoder: nn.Module, audio_encoder: nn.Module, proj_dims: Sequence[int]) -> None:
+        super().__init__()
+        self.video_encoder, self.audio_encoder = video_encoder, audio_encoder
+        self.video_proj = ProjectionHead(video_encoder.out_dim, proj_dims)
+        self.audio_proj = ProjectionHead(audio_encoder.out_dim, proj_dims)
+
+    def embed(self, batch: Mapping[str, Any], name: str) -> tuple[Tensor, Tensor, Tensor]:
+        """Projected video and audio embeddings ``[B, D]`` of the batch's first views, and ``index``
+        (``name`` is the method's, for error messages)."""
+        (video,) = take_views(batch, "video", 1, name)
+        (audio,) = take_views(batch, "audio", 1, name)
+        if video.shape[0] != audio.shape[0]:
+            raise ValueError(
+                f"{name}: video and audio views have different batch sizes "
+                f"({video.shape[0]} vs {audio.shape[0]})"
+            )
+        index = take_index(batch, video.shape[0], name)
+        return self.video_proj(self.video_encoder(video)), self.audio_proj(self.audio_encoder(audio)), index
 
 
 @register_method("xid")
-class XID(nn.Module):
+class XID(ProjectedPair):
     """xID / AVID cross-modal instance discrimination with memory banks (spec §3A.4, §3B.4).
 
     Args:
@@ -95,9 +106,6 @@ class XID(nn.Module):
 
     State: heads, encoders and ``criterion.*`` (banks, Z, q, epoch) are all in ``state_dict()``.
     """
-
-    # The heads whose outputs share one space across modalities (cross-modal retrieval reads them).
-    shared_space_heads = {"video": "video_proj", "audio": "audio_proj"}
 
     def __init__(
         self,
@@ -122,10 +130,7 @@ class XID(nn.Module):
         bank_seed: int = 0,
         negative_sampler: UniformNegatives | None = None,
     ) -> None:
-        super().__init__()
-        self.video_encoder, self.audio_encoder = video_encoder, audio_encoder
-        self.video_proj = ProjectionHead(video_encoder.out_dim, proj_dims)
-        self.audio_proj = ProjectionHead(audio_encoder.out_dim, proj_dims)
+        super().__init__(video_encoder, audio_encoder, proj_dims)
         mixing = None
         if hard_negatives is not None:
             mixing = HardNegativeMixing(hard_negatives, num_mixed, num_query_mixed, hard_neg_epoch)
@@ -149,7 +154,7 @@ class XID(nn.Module):
 
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """``{"loss", "loss/v2a", "loss/a2v", "loss/xmodal", ...}``; updates the banks when training."""
-        video_emb, audio_emb, index = embed_pair(self, batch, "xid")
+        video_emb, audio_emb, index = self.embed(batch, "xid")
         return self.criterion(video_emb, audio_emb, index)
 
     def on_train_epoch_start(self, ctx: Any) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
+
+from avssl.data.corpus_config import CorpusConfig
 
 # Bump whenever a change to the generator changes what a given config produces, so that corpora
 # cached by an older avssl are regenerated instead of silently reused.
@@ -30,7 +31,7 @@ _RANGE_FIELDS = (
 
 
 @dataclass(frozen=True)
-class AVDigitsConfig:
+class AVDigitsConfig(CorpusConfig):
     """What to build. Every field enters the cache fingerprint; how to run (workers) does not.
 
     A clip pairs one Free Spoken Digit Dataset (FSDD) recording with an MNIST image of the same
@@ -103,19 +104,10 @@ class AVDigitsConfig:
     crf: int = 23
     audio_bit_rate: int = 64000
 
-    def __post_init__(self) -> None:
-        # Lists (from JSON or a CLI) become tuples so that configs compare and hash equal.
-        for name in ("size", "test_speakers", "trim_margins_db", *_RANGE_FIELDS):
-            value = getattr(self, name)
-            if not isinstance(value, (tuple, list)):
-                _fail(name, value, "must be a tuple or list")
-            object.__setattr__(self, name, tuple(value))
-        self._validate()
+    SEQUENCE_FIELDS: ClassVar[tuple[str, ...]] = ("size", "test_speakers", "trim_margins_db", *_RANGE_FIELDS)
 
     def _validate(self) -> None:
-        def fail(field: str, problem: str) -> None:
-            _fail(field, getattr(self, field), problem)
-
+        fail = self._fail
         if self.fps < 1:
             fail("fps", "must be a positive whole number of frames per second")
         if not self.duration > 0 or abs(self.duration * self.fps - round(self.duration * self.fps)) > 1e-9:
@@ -194,17 +186,6 @@ class AVDigitsConfig:
         angle = math.radians(self.digit_rotation_deg)
         return self.digit_size_px[1] * (math.cos(angle) + math.sin(angle))
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> AVDigitsConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"AVDigitsConfig: unknown fields {unknown}; known fields: {sorted(known)}")
-        return cls(**values)
-
     def fingerprint(self, inputs: dict[str, str]) -> str:
         """SHA-256 of the generator version, every field and the digests of the source data
         (`inputs`, e.g. {"mnist": sha256, "fsdd": sha256}): equal fingerprints, equal corpora."""
@@ -212,11 +193,3 @@ class AVDigitsConfig:
             {"generator_version": GENERATOR_VERSION, "inputs": inputs, **self.to_dict()}, sort_keys=True
         )
         return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _fail(field: str, value: Any, problem: str) -> None:
-    raise ValueError(f"AVDigitsConfig.{field}: {problem} (got {value!r})")
-
-
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
+
+from avssl.data.corpus_config import CorpusConfig
 
 from avssl.data.synthetic import events
 
@@ -18,7 +19,7 @@ SPLIT_NAMES: tuple[str, str, str] = ("train", "val", "test")
 
 
 @dataclass(frozen=True)
-class SyntheticConfig:
+class SyntheticConfig(CorpusConfig):
     """What to generate. Every field enters the cache fingerprint; how to run (workers) does not.
 
     Defaults: 1,000 clips of 2-4 s, 112×112 at 16 fps (the frame rate and crop of AVID, CrissCross
@@ -51,19 +52,10 @@ class SyntheticConfig:
     crf: int = 23
     audio_bit_rate: int = 64000
 
-    def __post_init__(self) -> None:
-        # Lists (from JSON or a CLI) become tuples so that configs compare and hash equal.
-        for name in ("size", "duration_range", "events_per_clip", "split_fractions"):
-            value = getattr(self, name)
-            if not isinstance(value, (tuple, list)):
-                _fail(name, value, "must be a tuple or list")
-            object.__setattr__(self, name, tuple(value))
-        self._validate()
+    SEQUENCE_FIELDS: ClassVar[tuple[str, ...]] = ("size", "duration_range", "events_per_clip", "split_fractions")
 
     def _validate(self) -> None:
-        def fail(field: str, problem: str) -> None:
-            _fail(field, getattr(self, field), problem)
-
+        fail = self._fail
         if self.num_clips < 1:
             fail("num_clips", "must be at least 1")
         if len(self.size) != 2 or any(s < 32 or s % 2 for s in self.size):
@@ -108,26 +100,7 @@ class SyntheticConfig:
     def width(self) -> int:
         return self.size[1]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> SyntheticConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"SyntheticConfig: unknown fields {unknown}; known fields: {sorted(known)}")
-        return cls(**values)
-
     def fingerprint(self) -> str:
         """SHA-256 of the generator version and every field: equal fingerprints, equal corpora."""
         payload = json.dumps({"generator_version": GENERATOR_VERSION, **self.to_dict()}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def _fail(field: str, value: Any, problem: str) -> None:
-    raise ValueError(f"SyntheticConfig.{field}: {problem} (got {value!r})")
-
-
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
