@@ -158,3 +158,21 @@ def test_reencode_sets_gop_short_side_and_extracts_audio(shared_data, tmp_path):
         (from_flac,) = read_audio(flac, [(0.0, source_info.audio_end)], 16000, info=flac_info)
         (from_source,) = read_audio(source, [(0.0, source_info.audio_end)], 16000, info=source_info)
         assert torch.allclose(from_flac, from_source, atol=1.5 / 32767)
+
+
+def _x264_settings(path: Path) -> str:
+    """x264's option string, which it writes into the stream (an SEI message) of every file it encodes."""
+    data = path.read_bytes()
+    start = data.index(b"x264 - core")
+    return data[start:data.index(b"\x00", start)].decode("ascii", "replace")
+
+
+def test_reencoded_video_is_tuned_for_fast_decoding_unless_asked_not_to(shared_data, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copyfile(shared_data / "videos" / "cav-mae" / "00W1lcxW-WU_40.000.mp4", src / "clip.mp4")
+    for flags, cabac, deblock in (((), "cabac=0", "deblock=0"), (("--no-fast-decode",), "cabac=1", "deblock=1")):
+        out = tmp_path / f"out{len(flags)}"
+        assert _run(str(src), "--out", str(out), "--short-side", "64", "--gop", "8", "--workers", "1", *flags) == 0
+        settings = _x264_settings(out / "media" / "clip.mp4")
+        assert f" {cabac} " in settings and f" {deblock}:" in settings, settings

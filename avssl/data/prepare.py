@@ -53,6 +53,7 @@ class PrepareOptions:
     require_video: bool = False
     short_side: int | None = None
     gop: int | None = None
+    fast_decode: bool = True  # x264 tune=fastdecode for re-encoded video (see `reencode`)
     extract_audio: bool = False
     workers: int = 1
 
@@ -206,17 +207,23 @@ def _prepare_row(job: _Job) -> ManifestRow:
         extra["audio_path"] = _manifest_path(job.audio_target, job.out_dir)
     path = job.source
     if job.media_target is not None and info.has_video:
-        reencode(job.source, job.media_target, info, options.short_side, options.gop)
+        reencode(job.source, job.media_target, info, options.short_side, options.gop, options.fast_decode)
         extra["source_path"] = str(job.source)
         path = job.media_target
         info = probe(path, count_frames=True)
     return ManifestRow.from_media_info(_manifest_path(path, job.out_dir), info, label=label, **extra)
 
 
-def reencode(source: Path, target: Path, info: MediaInfo, short_side: int | None, gop: int | None) -> None:
+def reencode(source: Path, target: Path, info: MediaInfo, short_side: int | None, gop: int | None,
+             fast_decode: bool = True) -> None:
     """Write `source` as H.264 + AAC MP4 at `target`: upright, short side `short_side` (even sizes, aspect
     kept), a keyframe every `gop` frames (and nowhere else), the source's timestamps. Written to a
-    temporary name first, so an interrupted run leaves no half file under the final name."""
+    temporary name first, so an interrupted run leaves no half file under the final name.
+
+    `fast_decode` encodes with x264's `tune=fastdecode` (CAVLC instead of CABAC, no deblocking filter,
+    no weighted prediction): on the benchmark's 12 files at short side 256 a full decode took 0.59 s
+    instead of 1.00 s (one thread) for files 16 % larger, and a loader re-decodes every file once per
+    epoch, so training data are worth the bytes."""
     height, width = (info.height, info.width) if short_side is None else resized_size(info.height, info.width, short_side)
     size = (height - height % 2, width - width % 2)  # yuv420p needs even sizes
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -224,19 +231,21 @@ def reencode(source: Path, target: Path, info: MediaInfo, short_side: int | None
     try:
         permuted = pyav_container.frame_times_are_permuted(source)
         try:
-            _write_h264(source, partial, info, size, gop, permuted)
+            _write_h264(source, partial, info, size, gop, permuted, fast_decode)
         except pyav_backend.TimesGoBackwards:
-            _write_h264(source, partial, info, size, gop, True)
+            _write_h264(source, partial, info, size, gop, True, fast_decode)
         os.replace(partial, target)
     finally:
         partial.unlink(missing_ok=True)
 
 
 def _write_h264(source: Path, target: Path, info: MediaInfo, size: tuple[int, int], gop: int | None,
-                permuted: bool) -> None:
+                permuted: bool, fast_decode: bool) -> None:
     with pyav_container.open_container(source) as src, av.open(str(target), "w", format="mp4") as dst:
         video_in, audio_in = pyav_container.first_video_stream(src), pyav_container.first_audio_stream(src)
         options = {"preset": "veryfast", "crf": "23"}
+        if fast_decode:
+            options["tune"] = "fastdecode"
         if gop:  # fixed GOP: no extra keyframes at scene cuts, none fewer
             options.update(g=str(gop), keyint_min=str(gop), sc_threshold="0")
         video_out = dst.add_stream("libx264", rate=Fraction(info.fps).limit_denominator(100_000), options=options)
