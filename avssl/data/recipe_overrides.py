@@ -15,10 +15,12 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+from torch import nn
+
 from avssl.data.views import ViewRecipe, get_view_recipe
 from avssl.media.augment.presets import get_augment_preset
 from avssl.media.spectrogram import get_preset
-from avssl.train.config import DataConfig
+from avssl.train.config import DataConfig, PretrainConfig
 
 
 def _frozen(value: Any) -> Any:
@@ -83,3 +85,13 @@ def trained_input_specs(config: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         specs["audio"] = {"spectrogram": recipe.audio.preset, "duration": seconds,
                           "sample_rate": get_preset(recipe.audio.preset).sample_rate}
     return specs
+
+
+def record_trained_input_specs(method: nn.Module, config: PretrainConfig) -> None:
+    """Set each encoder of ``method`` (``video_encoder`` / ``audio_encoder``) to the ``input_spec``
+    its run fed it (:func:`trained_input_specs` of the run's ``PretrainConfig``), so that exported
+    encoder files and evaluations feed them alike."""
+    for modality, changes in trained_input_specs(config.to_dict()).items():
+        encoder = getattr(method, f"{modality}_encoder", None)
+        if encoder is not None and getattr(encoder, "input_spec", None) is not None:
+            encoder.input_spec = dataclasses.replace(encoder.input_spec, **changes)

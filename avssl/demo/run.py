@@ -15,7 +15,6 @@ held-out ``val`` + ``test`` clips (:mod:`avssl.evaluate.frozen_suite`).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import shutil
@@ -37,7 +36,7 @@ from avssl.evaluate.frozen_suite import (
     shared_space_heads,
     suite_scores,
 )
-from avssl.data.recipe_overrides import trained_input_specs
+from avssl.data.recipe_overrides import record_trained_input_specs
 from avssl.evaluate.middle_clip import reads_alike
 from avssl.train.config import PretrainConfig, parse_config
 
@@ -108,16 +107,9 @@ def fit_to_corpus(config: PretrainConfig, num_items: int) -> list[str]:
 
 def method_encoders(method: nn.Module, config: PretrainConfig) -> dict[str, nn.Module]:
     """The method's encoders in eval mode, ``input_spec`` set to what the run fed them."""
-    specs = trained_input_specs(config.to_dict())
-    encoders = {}
-    for modality in MODALITIES:
-        encoder = getattr(method, f"{modality}_encoder", None)
-        if encoder is None:
-            continue
-        if specs.get(modality):
-            encoder.input_spec = dataclasses.replace(encoder.input_spec, **specs[modality])
-        encoders[modality] = encoder.eval()
-    return encoders
+    record_trained_input_specs(method, config)
+    encoders = {modality: getattr(method, f"{modality}_encoder", None) for modality in MODALITIES}
+    return {modality: encoder.eval() for modality, encoder in encoders.items() if encoder is not None}
 
 
 def _write_results(out: Path, rows: dict[str, dict[str, float]], facts: dict[str, object]) -> str:

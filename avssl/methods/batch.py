@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor
 
-__all__ = ["take_views", "take_index"]
+__all__ = ["take_views", "take_av_views", "take_index"]
 
 
 def take_views(batch: Mapping[str, Any], modality: str, count: int, method: str) -> list[Tensor]:
@@ -33,6 +33,19 @@ def take_views(batch: Mapping[str, Any], modality: str, count: int, method: str)
     if len(sizes) > 1:
         raise ValueError(f"{method}: {modality} views have different batch sizes {sorted(sizes)}")
     return views
+
+
+def take_av_views(batch: Mapping[str, Any], count: int, method: str) -> tuple[list[Tensor], list[Tensor]]:
+    """The first ``count`` video and ``count`` audio views (:func:`take_views`), checked to hold the
+    same samples: one batch size across both modalities."""
+    videos = take_views(batch, "video", count, method)
+    audios = take_views(batch, "audio", count, method)
+    if videos[0].shape[0] != audios[0].shape[0]:
+        raise ValueError(
+            f"{method}: video and audio views have different batch sizes "
+            f"({videos[0].shape[0]} vs {audios[0].shape[0]})"
+        )
+    return videos, audios
 
 
 def take_index(batch: Mapping[str, Any], batch_size: int, method: str) -> Tensor:

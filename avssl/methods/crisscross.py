@@ -21,7 +21,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from avssl.methods.batch import take_views
+from avssl.methods.batch import take_av_views
 from avssl.methods.registry import register_method
 from avssl.models.heads import SimSiamPredictor, SimSiamProjector
 
@@ -148,13 +148,7 @@ class CrissCross(nn.Module):
 
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         """``{"loss", "loss/v1v2", "loss/a1a2", "loss/v1a2", "loss/a1v2", "loss/v1a1", ...}``."""
-        videos = take_views(batch, "video", 2, "crisscross")
-        audios = take_views(batch, "audio", 2, "crisscross")
-        if videos[0].shape[0] != audios[0].shape[0]:
-            raise ValueError(
-                "crisscross: video and audio views have different batch sizes "
-                f"({videos[0].shape[0]} vs {audios[0].shape[0]})"
-            )
+        videos, audios = take_av_views(batch, 2, "crisscross")
         z: dict[str, Tensor] = {}
         p: dict[str, Tensor] = {}
         branches = {"v": (self.video_encoder, self.video_projector, self.video_predictor, videos),

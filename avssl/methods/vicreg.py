@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from avssl.methods import distributed
-from avssl.methods.batch import take_views
+from avssl.methods.batch import take_av_views, take_views
 from avssl.methods.registry import register_method
 from avssl.models.heads import Expander
 
@@ -150,13 +150,7 @@ class VICReg(nn.Module):
             first, second = take_views(batch, "video", 2, name)
             x, y = self.video_exp(self.video_encoder(first)), self.video_exp(self.video_encoder(second))
         else:
-            (video,) = take_views(batch, "video", 1, name)
-            (audio,) = take_views(batch, "audio", 1, name)
-            if video.shape[0] != audio.shape[0]:
-                raise ValueError(
-                    f"{name}: video and audio views have different batch sizes "
-                    f"({video.shape[0]} vs {audio.shape[0]})"
-                )
+            (video,), (audio,) = take_av_views(batch, 1, name)
             x, y = self.video_exp(self.video_encoder(video)), self.audio_exp(self.audio_encoder(audio))
         return self.loss(x, y)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from avssl.methods.batch import take_index, take_views
+from avssl.methods.batch import take_av_views, take_index
 from avssl.methods.memory_bank import UniformNegatives
 from avssl.methods.memory_contrast import ContrastTask, HardNegativeMixing, MemoryContrast
 from avssl.methods.registry import register_method
@@ -76,13 +76,7 @@ class ProjectedPair(nn.Module):
     def embed(self, batch: Mapping[str, Any], name: str) -> tuple[Tensor, Tensor, Tensor]:
         """Projected video and audio embeddings ``[B, D]`` of the batch's first views, and ``index``
         (``name`` is the method's, for error messages)."""
-        (video,) = take_views(batch, "video", 1, name)
-        (audio,) = take_views(batch, "audio", 1, name)
-        if video.shape[0] != audio.shape[0]:
-            raise ValueError(
-                f"{name}: video and audio views have different batch sizes "
-                f"({video.shape[0]} vs {audio.shape[0]})"
-            )
+        (video,), (audio,) = take_av_views(batch, 1, name)
         index = take_index(batch, video.shape[0], name)
         return self.video_proj(self.video_encoder(video)), self.audio_proj(self.audio_encoder(audio)), index
 

@@ -7,7 +7,6 @@ if asked, trains, and writes the outputs listed in docs/pretraining.md.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 from datetime import timedelta
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from torch import nn
 
 from avssl.data.datasets import SkipCounter
 from avssl.data.manifest import Manifest
-from avssl.data.recipe_overrides import trained_input_specs
+from avssl.data.recipe_overrides import record_trained_input_specs
 from avssl.methods import registry as method_registry
 from avssl.models.registry import create_encoder
 from avssl.train.checkpointing import PeriodicCheckpoint, export_final, resolve_resume
@@ -72,15 +71,6 @@ def build_method(cfg: MethodConfig, num_items: int) -> nn.Module:
     if "num_items" not in kwargs and _factory_takes(cfg.name, "num_items"):
         kwargs["num_items"] = num_items
     return method_registry.create_method(cfg.name, **kwargs)
-
-
-def record_trained_input_specs(method: nn.Module, config: PretrainConfig) -> None:
-    """Set each encoder's ``input_spec`` to what this run fed it (frames, rate, crop, spectrogram),
-    so that the exported encoder files tell evaluation how to feed them."""
-    for modality, changes in trained_input_specs(config.to_dict()).items():
-        encoder = getattr(method, f"{modality}_encoder", None)
-        if encoder is not None and getattr(encoder, "input_spec", None) is not None:
-            encoder.input_spec = dataclasses.replace(encoder.input_spec, **changes)
 
 
 def _world_size(cfg: TrainerConfig) -> int | None:
