@@ -4,11 +4,13 @@ Builds the AV-Digits corpus (:mod:`avssl.data.avdigits`: an MNIST digit that app
 spoken digit starts, over clutter, with the FSDD recording of that digit in noise; test clips use a
 speaker and MNIST images never seen in pretraining), pretrains every method's CPU config
 (``configs/pretrain/*/demo_cpu*.yaml``, small encoders) on the train split with the same time budget
-each (every method's video crops keep at least ``--crop-scale`` of the frame, 0.4: the same for all),
-and scores frozen features on the test split (:mod:`avssl.evaluate.frozen_suite`): video and
-audio linear probe and kNN top-1 (digit; audio from an unseen speaker), audio→video retrieval R@1
-(same digit, in the method's shared space), next to a random initialisation and a supervised
-reference (the same encoders trained with the labels for the same budget).
+each (every method's video crops keep at least ``--crop-scale`` of the frame, 0.4; with the default
+``--video-augment crops`` the colour, grayscale, blur and cutout ops are off; the small R(2+1)D pools
+by ``--video-pool``, avg: the same for all), and scores frozen features on the test split
+(:mod:`avssl.evaluate.frozen_suite`): video and audio linear probe and kNN top-1 (digit; audio from
+an unseen speaker), audio→video retrieval R@1 (same digit, in the method's shared space), next to a
+random initialisation and a supervised reference (the same encoders trained with the labels for the
+same budget).
 
     python benchmarks/avdigits.py                                  # every method, 4 min each
     python benchmarks/avdigits.py --methods xid,crisscross --minutes 2
@@ -58,6 +60,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--crop-scale", type=float, default=0.4,
                         help="smallest area share of the video crops of every method (the configs' own: 0.08-0.2; "
                              "a digit is a small object that such crops mostly cut out)")
+    parser.add_argument("--video-augment", choices=("crops", "method"), default="crops",
+                        help="crops: crops and flips only, for every method (colour jitter, grayscale, blur and "
+                             "cutout keep a small 3-D CNN at chance for the whole CPU budget); method: each "
+                             "method's own video augmentation")
+    parser.add_argument("--video-pool", choices=("avg", "max", "method"), default="avg",
+                        help="global pooling of the small R(2+1)D (avg learns the digits faster than AVID's max)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
@@ -68,6 +76,21 @@ def result_line(name: str, scores: dict[str, float]) -> str:
         return "nan" if math.isnan(scores[key]) else f"{scores[key]:.2f}"
 
     return f"RESULT method={name} " + " ".join(f"{key}={value(key)}" for key in RESULT_KEYS)
+
+
+# Video ops that --video-augment crops switches off (video_training_augment parameters).
+COLOUR_AND_OCCLUSION_OFF = {"jitter": (0.0, 0.0, 0.0, 0.0), "grayscale_p": 0.0, "blur_p": 0.0, "cutout_p": 0.0}
+
+
+def apply_benchmark_video_settings(cfg, args: argparse.Namespace) -> None:
+    """The video settings every method shares in this benchmark (crop scale, augmentation, pooling)."""
+    cfg.data.video_augment_overrides["scale"] = (args.crop_scale, 1.0)
+    if args.video_augment == "crops":
+        cfg.data.video_augment_overrides.update(COLOUR_AND_OCCLUSION_OFF)
+        if cfg.data.recipe == "xkd":  # XKD's local views have their own pipeline
+            cfg.data.local_video_augment_overrides.update(COLOUR_AND_OCCLUSION_OFF)
+    if args.video_pool != "method" and cfg.method.video_encoder == "r2plus1d_small":
+        cfg.method.video_encoder_kwargs["pool"] = args.video_pool
 
 
 def main() -> int:
@@ -96,7 +119,7 @@ def main() -> int:
         shutil.rmtree(run_dir, ignore_errors=True)
         cfg = pretraining_config(method, train_path, run_dir, seed=args.seed, steps=args.max_steps,
                                  max_minutes=args.minutes, progress=False)
-        cfg.data.video_augment_overrides["scale"] = (args.crop_scale, 1.0)
+        apply_benchmark_video_settings(cfg, args)
         began = time.perf_counter()
         result = run_pretraining(cfg)
         trained = time.perf_counter() - began

@@ -1,0 +1,72 @@
+"""The video settings `benchmarks/avdigits.py` gives every method (crop scale, augmentation, pooling)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from avssl.data.recipe_overrides import build_recipe
+from avssl.demo.run import pretraining_config
+from avssl.media.augment.presets import get_video_augment
+from avssl.train.runner import build_method
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "avdigits.py"
+
+
+@pytest.fixture(scope="module")
+def avdigits_script():
+    spec = importlib.util.spec_from_file_location("avdigits_benchmark", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _config(avdigits_script, method: str, tmp_path: Path, augment: str, pool: str):
+    cfg = pretraining_config(method, tmp_path / "train.csv", tmp_path / "run", progress=False)
+    args = argparse.Namespace(crop_scale=0.4, video_augment=augment, video_pool=pool)
+    avdigits_script.apply_benchmark_video_settings(cfg, args)
+    return cfg
+
+
+def _augmented_grey_clips(name: str, overrides) -> torch.Tensor:
+    """Four uniform grey clips through a recipe's video pipeline: crops and flips keep them uniform."""
+    pipeline = get_video_augment(name, **dict(overrides))
+    return pipeline(torch.full((4, 3, 8, 72, 72), 0.5), torch.Generator().manual_seed(0))
+
+
+def _spread_per_channel(clips: torch.Tensor) -> float:
+    per_channel = clips.transpose(0, 1).flatten(1)  # [3, everything else]
+    return float((per_channel.amax(dim=1) - per_channel.amin(dim=1)).max())
+
+
+@pytest.mark.parametrize("method", ["xid", "xkd"])
+def test_crops_setting_leaves_only_crops_and_flips(avdigits_script, tmp_path, method):
+    recipe = build_recipe(_config(avdigits_script, method, tmp_path, "crops", "avg").data)
+    assert dict(recipe.video_augment_overrides)["scale"] == (0.4, 1.0)
+    pipelines = [(recipe.video_augment, recipe.video_augment_overrides)]
+    if recipe.local_video_augment is not None:
+        pipelines.append((recipe.local_video_augment, recipe.local_video_augment_overrides))
+    for name, overrides in pipelines:
+        clips = _augmented_grey_clips(name, overrides)
+        assert clips.shape[:3] == (4, 3, 8)
+        assert _spread_per_channel(clips) < 1e-5, f"{name}: a uniform clip changed colour"
+
+
+def test_method_setting_keeps_the_colour_augmentation(avdigits_script, tmp_path):
+    recipe = build_recipe(_config(avdigits_script, "xid", tmp_path, "method", "method").data)
+    clips = _augmented_grey_clips(recipe.video_augment, recipe.video_augment_overrides)
+    assert _spread_per_channel(clips) > 0.05  # brightness/contrast jitter differ between the clips
+
+
+@pytest.mark.parametrize(
+    ("pool", "expected"), [("avg", torch.nn.AdaptiveAvgPool3d), ("max", torch.nn.AdaptiveMaxPool3d)]
+)
+def test_video_pool_setting_reaches_the_small_encoder(avdigits_script, tmp_path, pool, expected):
+    cfg = _config(avdigits_script, "xid", tmp_path, "crops", pool)
+    method = build_method(cfg.method, num_items=2500)  # the AV-Digits training split
+    pools = [module for name, module in method.named_modules() if name.endswith("video_encoder.pool")]
+    assert len(pools) == 1 and isinstance(pools[0], expected)
