@@ -36,6 +36,7 @@ import torch
 
 from avssl.data.avdigits import AVDigitsConfig, build_avdigits
 from avssl.data.manifest import Manifest
+from avssl.data.views import get_view_recipe
 from avssl.demo.methods import DEMO_CONFIGS
 from avssl.demo.run import evaluate_methods, pretraining_config
 from avssl.evaluate.frozen_suite import format_table
@@ -87,7 +88,7 @@ def apply_benchmark_video_settings(cfg, args: argparse.Namespace) -> None:
     cfg.data.video_augment_overrides["scale"] = (args.crop_scale, 1.0)
     if args.video_augment == "crops":
         cfg.data.video_augment_overrides.update(COLOUR_AND_OCCLUSION_OFF)
-        if cfg.data.recipe == "xkd":  # XKD's local views have their own pipeline
+        if get_view_recipe(cfg.data.recipe).local_video_augment is not None:  # local views (XKD): own pipeline
             cfg.data.local_video_augment_overrides.update(COLOUR_AND_OCCLUSION_OFF)
     if args.video_pool != "method" and cfg.method.video_encoder == "r2plus1d_small":
         cfg.method.video_encoder_kwargs["pool"] = args.video_pool

@@ -71,6 +71,7 @@ def encode_files_together(
     in their order, and ``(path, reason)`` for the files that do not decode (skipped)."""
     sets, kept, failed = extract_features_together(paths, [e for e, _ in models], device, batch_size, progress)
     keep = np.asarray(kept, dtype=np.int64)
+    kept_labels, kept_train = np.asarray(labels)[keep], np.asarray(train, dtype=bool)[keep]
     frozen = []
     for features, (_, heads) in zip(sets, models):
         shared: dict[str, Tensor] = {}
@@ -78,8 +79,7 @@ def encode_files_together(
             with torch.no_grad():
                 for modality, head in heads.items():
                     shared[modality] = head.to(device).eval()(features[modality].to(device)).float().cpu()
-        frozen.append(FrozenFeatures(features, shared, np.asarray(labels)[keep], np.asarray(train, dtype=bool)[keep],
-                                     keep))
+        frozen.append(FrozenFeatures(features, shared, kept_labels, kept_train, keep))
     return frozen, failed
 
 
