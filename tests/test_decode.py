@@ -40,7 +40,9 @@ from avssl.media.decode.audio import resample_on_grid
 
 FOLDERS = ("videos", "vas", "vggsound", "grid")
 DURATION_TOL = 0.05
-PIXEL_TOL, RESIZED_PIXEL_TOL = 2, 4
+# Resized frames: TorchCodec scales with swscale's bilinear filter, PyAV with torch's antialiased bilinear
+# (pyav_backend.UprightRGB); the two differ by ~0.1 level on average and up to ~12 at sharp edges.
+PIXEL_TOL, RESIZED_PIXEL_TOL, RESIZED_MEAN_TOL = 2, 12, 0.25
 AUDIO_BACKEND_TOL, AUDIO_REGROUP_TOL = 1e-5, 1e-3
 FPS_OUT, SAMPLE_RATE = 16, 16000
 
@@ -263,7 +265,7 @@ def test_backends_give_the_same_frames(video_reads, shared_data):
             if not torch.equal(a, b):
                 difference = (a.to(torch.int16) - b.to(torch.int16)).abs()
                 assert difference.max() <= PIXEL_TOL and difference.float().mean() < 0.05, path
-    # Resized inside the decoder: TorchCodec's filter graph against PyAV's resize-then-rotate.
+    # Resized inside the decoder: TorchCodec's filter graph against PyAV's torch resize, then rotation.
     for name in ("decord/video_90.mov", "decord/video_270.mov", "mmaction2/test.avi", "torchcodec/nasa_13013.mp4"):
         path = shared_data / "videos" / name
         windows = [(0.0, 0.2), (1.0, 0.2)]
@@ -272,7 +274,7 @@ def test_backends_give_the_same_frames(video_reads, shared_data):
         for a, b in zip(pyav, tc):
             difference = (a.int() - b.int()).abs()
             assert a.shape == b.shape and difference.max() <= RESIZED_PIXEL_TOL, name
-            assert difference.float().mean() < 0.1, name
+            assert difference.float().mean() < RESIZED_MEAN_TOL, name
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -158,20 +158,20 @@ def apply_by_group(
     ``groups`` is a CPU int tensor ``[B]``: samples with the same value ≥ 0 are processed together,
     samples with −1 are left as they are. Parameters live on the host, so finding the indices needs no
     device synchronisation; ``fn`` gets the CPU indices to pick its samples' parameters. The batch is
-    copied at most once, and only the grouped samples are computed.
+    written once: each group's result goes straight into a fresh output, and only the samples left as
+    they are (−1) are copied over (copying the whole batch first cost ~4 % of an XKD sample).
     """
     group_ids = groups.unique().tolist()
     if group_ids == [-1]:
         return batch
     if len(group_ids) == 1:
         return fn(batch, torch.arange(batch.shape[0]), group_ids[0])
-    out = batch.clone()
+    out = torch.empty_like(batch)
     for group in group_ids:
-        if group < 0:
-            continue
         index = (groups == group).nonzero().squeeze(1)
         device_index = index.to(batch.device)
-        out.index_copy_(0, device_index, fn(batch.index_select(0, device_index), index, group).to(out.dtype))
+        rows = batch.index_select(0, device_index)
+        out.index_copy_(0, device_index, rows if group < 0 else fn(rows, index, group).to(out.dtype))
     return out
 
 

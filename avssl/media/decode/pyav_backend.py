@@ -131,25 +131,33 @@ class UprightRGB:
     """Turns decoded frames into uint8 [H, W, 3] upright RGB (channels last, as decoded); `size` is the
     upright (height, width) to resize to, or None.
 
-    As TorchCodec does: convert to RGB at full size, then resize bilinearly in RGB, then rotate (resizing
-    the YUV picture instead moves colours by up to 22 levels against TorchCodec). Each step keeps its
-    swscale context between frames and runs on one thread (data-loader workers parallelise across files).
+    As TorchCodec does, the picture is converted to RGB at full size, resized bilinearly in RGB, then
+    rotated (resizing the YUV picture instead moves colours by up to 22 levels against TorchCodec). The
+    conversion is swscale's (one thread, context kept between frames: data-loader workers parallelise
+    across files); the resize is torch's antialiased bilinear on uint8 (torchvision's `Resize`), half the
+    time of swscale's packed-RGB scaler (0.27 vs 0.55 ms per 256p frame) and within a few levels of it
+    (mean 0.2, at most 12 at sharp edges).
     """
 
     def __init__(self, size: tuple[int, int] | None):
         self.size = size
         self.to_rgb = VideoReformatter()
-        self.resize = VideoReformatter()
 
     def __call__(self, frame: av.VideoFrame) -> torch.Tensor:
         turns = rot90_turns(rotation_from_display_matrix(frame.rotation))
-        rgb = self.to_rgb.reformat(frame, format="rgb24", threads=1)
+        image = torch.from_numpy(self.to_rgb.reformat(frame, format="rgb24", threads=1).to_ndarray())  # [H, W, 3]
         if self.size is not None:
             height, width = self.size if turns % 2 == 0 else self.size[::-1]
-            if (height, width) != (rgb.height, rgb.width):
-                rgb = self.resize.reformat(rgb, width=width, height=height, interpolation="BILINEAR", threads=1)
-        image = torch.from_numpy(rgb.to_ndarray())  # [H, W, 3]
+            if (height, width) != tuple(image.shape[:2]):
+                image = resize_rgb(image, (height, width))
         return torch.rot90(image, turns, dims=(0, 1)) if turns else image
+
+
+def resize_rgb(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 [H, W, 3] -> uint8 [h, w, 3], antialiased bilinear (half-pixel centres, rounded)."""
+    planes = image.permute(2, 0, 1).unsqueeze(0)  # a channels-last view: torch's fast uint8 path
+    resized = torch.nn.functional.interpolate(planes, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return resized[0].permute(1, 2, 0)  # a view: _gather makes the one copy
 
 
 def upright_rgb(frame: av.VideoFrame, size: tuple[int, int] | None) -> torch.Tensor:

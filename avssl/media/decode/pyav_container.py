@@ -18,6 +18,7 @@ import collections
 import functools
 import os
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -100,7 +101,29 @@ def _has_placeholder_packets(path: str, size: int, mtime_ns: int) -> bool:
 def frame_time(frame: av.VideoFrame | av.AudioFrame) -> float | None:
     """Presentation time of a decoded frame in seconds (its decoding time when it has none)."""
     stamp = frame.pts if frame.pts is not None else frame.dts
-    return None if stamp is None else float(stamp * frame.time_base)
+    return None if stamp is None else seconds(stamp, frame.time_base)
+
+
+def seconds(stamp: int, time_base: Fraction) -> float:
+    """`stamp` ticks of `time_base` in seconds: exactly float(stamp * time_base) (one correctly rounded
+    integer division), without the Fraction arithmetic that cost ~1 ms per decoded clip."""
+    return stamp * time_base.numerator / time_base.denominator
+
+
+class StreamTicks:
+    """A stream's time base as two integers: PyAV builds a new Fraction for every `.time_base` read, which
+    the per-packet timing of a decoding pass cannot afford. Results equal the Fraction arithmetic's."""
+
+    def __init__(self, time_base: Fraction):
+        self.numerator, self.denominator = time_base.numerator, time_base.denominator
+        self.seconds_per_tick = self.numerator / self.denominator  # float(time_base)
+
+    def seconds(self, stamp: int) -> float:
+        return stamp * self.numerator / self.denominator
+
+    def stamp_at(self, time: float) -> int:
+        """The tick count at `time` seconds, truncated, as int(time / time_base)."""
+        return int(time / self.seconds_per_tick)
 
 
 def nominal_fps(path: str | Path) -> float | None:
@@ -133,6 +156,8 @@ class PyAVSource:
 
     def _open(self) -> av.container.InputContainer:
         container = open_container(self.path)
+        self._streams: dict[str, av.VideoStream | av.AudioStream | None] = {}
+        self._ticks: dict[str, StreamTicks] = {}
         for stream in (first_video_stream(container), first_audio_stream(container)):
             if stream is not None:
                 # Data-loader workers parallelise across files: one decoding thread each.
@@ -145,10 +170,18 @@ class PyAVSource:
         self.fresh = True
 
     def stream(self, kind: str) -> av.VideoStream | av.AudioStream:
-        stream = first_video_stream(self.container) if kind == "video" else first_audio_stream(self.container)
+        if kind not in self._streams:
+            find = first_video_stream if kind == "video" else first_audio_stream
+            self._streams[kind] = find(self.container)
+        stream = self._streams[kind]
         if stream is None:
             raise DecodeError(self.path, f"no {kind} stream")
         return stream
+
+    def ticks(self, kind: str) -> StreamTicks:
+        if kind not in self._ticks:
+            self._ticks[kind] = StreamTicks(self.stream(kind).time_base)
+        return self._ticks[kind]
 
     def close(self) -> None:
         self.container.close()
@@ -197,7 +230,7 @@ class PyAVSource:
         """Seek to the keyframe at or before `time`; False when the container cannot seek there."""
         stream = self.stream(kind)
         try:
-            self.container.seek(int(time / stream.time_base), stream=stream, backward=True)
+            self.container.seek(self.ticks(kind).stamp_at(time), stream=stream, backward=True)
         except av.FFmpegError:
             return False
         return True
@@ -209,16 +242,16 @@ class PyAVSource:
         delay, estimated from the first displayed index entry and the stream's first presentation time.
         Entries an edit list discards (cav-mae/KlsG1EnBEjc_000361.mp4: 3.4 s of them, with negative
         times) are not displayed: measuring the delay from them put every keyframe seconds off."""
-        stream = self.stream("video")
-        entries = stream.index_entries
+        entries = self.stream("video").index_entries
         if len(entries) == 0:
             return None
+        ticks = self.ticks("video")
         if self._index_delay is None:
             shown = next((entry for entry in entries if not entry.flags & _INDEX_DISCARD), entries[0])
-            self._index_delay = stream_start - float(shown.timestamp * stream.time_base)
+            self._index_delay = stream_start - ticks.seconds(shown.timestamp)
         delay = self._index_delay
-        found = entries.search_timestamp(int((time - delay) / stream.time_base), backward=True)
-        return None if found < 0 else float(entries[found].timestamp * stream.time_base) + delay
+        found = entries.search_timestamp(ticks.stamp_at(time - delay), backward=True)
+        return None if found < 0 else ticks.seconds(entries[found].timestamp) + delay
 
     def decode_all(self, kind: str) -> Iterator[av.frame.Frame]:
         """Decode `kind` frames from the very start of the file."""
@@ -236,16 +269,17 @@ class PyAVSource:
         context.skip_frame = "DEFAULT"  # a previous pass over this stream may have left it changed
         produced, failures, error = False, 0, None
         packets = self.container.demux(stream)
+        ticks = self.ticks(kind)
         if skip is not None:
             skip.restart()
-            packets = _noted_ahead(packets, skip)
+            packets = _noted_ahead(packets, skip, ticks)
         while failures < _MAX_BAD_PACKETS:
             try:
                 packet = next(packets, None)
                 if packet is None:
                     break
                 if skip is not None:
-                    time = packet_time(packet)
+                    time = None if packet.pts is None else ticks.seconds(packet.pts)
                     mode = "NONREF" if time is not None and skip.unpicked(time) else "DEFAULT"
                     if context.skip_frame != mode:
                         context.skip_frame = mode
@@ -263,21 +297,15 @@ class PyAVSource:
 
 
 
-def packet_time(packet: av.Packet) -> float | None:
-    """Presentation time of a packet in seconds (None when the container gives none)."""
-    return None if packet.pts is None else float(packet.pts * packet.time_base)
-
-
-def _noted_ahead(packets: Iterator[av.Packet], skip: UnpickedFrames) -> Iterator[av.Packet]:
+def _noted_ahead(packets: Iterator[av.Packet], skip: UnpickedFrames, ticks: StreamTicks) -> Iterator[av.Packet]:
     """`packets` delayed by _LOOKAHEAD_PACKETS, each packet's time noted in `skip` when it is demuxed.
 
     A demuxing error is raised only after the packets already read have been handed on."""
     buffer: collections.deque[av.Packet] = collections.deque()
     try:
         for packet in packets:
-            time = packet_time(packet)
-            if time is not None:
-                skip.note(time)
+            if packet.pts is not None:
+                skip.note(ticks.seconds(packet.pts))
             buffer.append(packet)
             if len(buffer) > _LOOKAHEAD_PACKETS:
                 yield buffer.popleft()
