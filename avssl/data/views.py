@@ -108,7 +108,7 @@ class ViewRecipe:
 
     ``scheme`` picks the window sampler; durations, frame rate, sample rate, augmentation presets
     (with overrides, e.g. a smaller crop for CPU runs) and the spectrogram preset are explicit so a
-    config file can change any of them. ``decode_short_side`` resizes frames inside the decoder,
+    config file can change any of them. ``decode_short_side`` resizes frames as they are decoded,
     which is much cheaper than cropping full-resolution frames (None keeps the native size).
     """
 

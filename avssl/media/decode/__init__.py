@@ -111,7 +111,7 @@ def read_video(
     """Frames of each `(start_s, duration_s)` window at `fps` frames per second.
 
     Returns one uint8 tensor [3, T, H, W] per window, T = round(duration * fps), upright (rotation applied),
-    resized so the short side is `short_side` when given (bilinear, inside the decoder).
+    resized so the short side is `short_side` when given (antialiased bilinear, as each frame is decoded).
     """
     path = str(path)
     windows = check_windows(windows, path)
