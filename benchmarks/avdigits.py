@@ -15,6 +15,8 @@ same budget).
     python benchmarks/avdigits.py                                  # every method, 4 min each
     python benchmarks/avdigits.py --methods xid,crisscross --minutes 2
     python benchmarks/avdigits.py --mnist PATH/mnist5k --fsdd PATH/fsdd --test-speakers george
+    python benchmarks/avdigits.py --methods xdc --minutes 15 --max-steps 6000 --no-supervised
+    python benchmarks/avdigits.py --methods xid,vicreg --lr xid=3e-3,vicreg=3e-3
 
 Prints a table, then one line per row::
 
@@ -67,9 +69,44 @@ def parse_args() -> argparse.Namespace:
                              "method's own video augmentation")
     parser.add_argument("--video-pool", choices=("avg", "max", "method"), default="avg",
                         help="global pooling of the small R(2+1)D (avg learns the digits faster than AVID's max)")
+    parser.add_argument("--lr", type=parse_learning_rates, default={},
+                        help="method=lr,... : learning rates instead of the configs' own (e.g. xid=3e-3)")
+    parser.add_argument("--no-supervised", action="store_true",
+                        help="leave out the supervised reference (for experiments on single methods)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
+
+
+def parse_learning_rates(text: str) -> dict[str, float]:
+    """'xid=3e-3,vicreg=1e-3' -> {'xid': 0.003, 'vicreg': 0.001}; a clear error for anything else."""
+    rates: dict[str, float] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        method, sep, value = item.partition("=")
+        try:
+            rate = float(value) if sep else float("nan")
+        except ValueError:
+            rate = float("nan")
+        if not method or not rate > 0:
+            raise argparse.ArgumentTypeError(f"{item!r} is not method=positive_number")
+        rates[method.strip()] = rate
+    return rates
+
+
+def rerun_command(args: argparse.Namespace) -> str:
+    """The command line that repeats this run (data paths and output folder left out)."""
+    parts = ["python benchmarks/avdigits.py"]
+    for key, value in vars(args).items():
+        flag = "--" + key.replace("_", "-")
+        if key in ("mnist", "fsdd", "out") or value is False or value == {}:
+            continue
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, dict):
+            parts.append(f"{flag} " + ",".join(f"{k}={v:g}" for k, v in value.items()))
+        else:
+            parts.append(f"{flag} {value}")
+    return " ".join(parts)
 
 
 def result_line(name: str, scores: dict[str, float]) -> str:
@@ -103,7 +140,11 @@ def main() -> int:
         raise SystemExit(f"--methods: unknown {unknown}; available: {', '.join(DEMO_CONFIGS)}")
     # The supervised reference runs right after the first method: the ceiling is known early.
     methods = [m for m in methods if m != REFERENCE]
-    methods = [*methods[:1], REFERENCE, *methods[1:]]
+    if not args.no_supervised:
+        methods = [*methods[:1], REFERENCE, *methods[1:]]
+    stray = sorted(set(args.lr) - set(methods))
+    if stray:
+        raise SystemExit(f"--lr: {stray} not among the methods of this run ({', '.join(methods)})")
     mnist = args.mnist / "mnist5k.npz" if args.mnist.is_dir() else args.mnist
     config = AVDigitsConfig(seed=args.seed, test_speakers=tuple(args.test_speakers.split(",")))
     start = time.perf_counter()
@@ -121,12 +162,15 @@ def main() -> int:
         cfg = pretraining_config(method, train_path, run_dir, seed=args.seed, steps=args.max_steps,
                                  max_minutes=args.minutes, progress=False)
         apply_benchmark_video_settings(cfg, args)
+        if method in args.lr:
+            cfg.optimizer.lr = args.lr[method]
         began = time.perf_counter()
         result = run_pretraining(cfg)
         trained = time.perf_counter() - began
         evaluated = evaluate_methods(manifest, {method: (result.method, cfg)}, seed=args.seed, progress=False)
         rows[method] = evaluated[method][1]
-        facts[method] = {"steps": result.global_step, "epochs": round(result.epochs, 2), "train_seconds": round(trained)}
+        facts[method] = {"steps": result.global_step, "epochs": round(result.epochs, 2), "train_seconds": round(trained),
+                         "lr": cfg.optimizer.lr}
         print(result_line(method, rows[method]), f"# {result.global_step} steps in {trained:.0f} s", flush=True)
         if "random" not in rows and (method == RANDOM_ARCHITECTURE_OF or method == methods[-1]):
             torch.manual_seed(args.seed + 1)
@@ -137,8 +181,7 @@ def main() -> int:
             print(result_line("random", rows["random"]), flush=True)
 
     table = format_table(rows, TABLE_KEYS)
-    command = "python benchmarks/avdigits.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("mnist", "fsdd", "out"))
+    command = rerun_command(args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(f"# AV-Digits\n\n`{command}`\n\n{table}\n", encoding="utf-8")
     plain = {n: {k: (None if math.isnan(v) else v) for k, v in s.items()} for n, s in rows.items()}

@@ -70,3 +70,21 @@ def test_video_pool_setting_reaches_the_small_encoder(avdigits_script, tmp_path,
     method = build_method(cfg.method, num_items=2500)  # the AV-Digits training split
     pools = [module for name, module in method.named_modules() if name.endswith("video_encoder.pool")]
     assert len(pools) == 1 and isinstance(pools[0], expected)
+
+
+def test_learning_rate_overrides_parse_and_bad_ones_are_refused(avdigits_script):
+    assert avdigits_script.parse_learning_rates("xid=3e-3, vicreg=0.001") == {"xid": 0.003, "vicreg": 0.001}
+    assert avdigits_script.parse_learning_rates("") == {}
+    for bad in ("xid", "xid=", "xid=-1", "=1e-3", "xid=fast"):
+        with pytest.raises(argparse.ArgumentTypeError, match="method=positive_number"):
+            avdigits_script.parse_learning_rates(bad)
+
+
+def test_rerun_command_repeats_flags_and_overrides(avdigits_script):
+    args = argparse.Namespace(out=Path("o"), mnist=Path("m"), fsdd=Path("f"), methods="xid", minutes=3.0,
+                              lr={"xid": 0.003}, no_supervised=True, video_pool="avg")
+    assert avdigits_script.rerun_command(args) == (
+        "python benchmarks/avdigits.py --methods xid --minutes 3.0 --lr xid=0.003 --no-supervised --video-pool avg")
+    args.no_supervised, args.lr = False, {}
+    assert "--no-supervised" not in avdigits_script.rerun_command(args)
+    assert "--lr" not in avdigits_script.rerun_command(args)
