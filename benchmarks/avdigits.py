@@ -162,6 +162,9 @@ def main() -> int:
         cfg = pretraining_config(method, train_path, run_dir, seed=args.seed, steps=args.max_steps,
                                  max_minutes=args.minutes, progress=False)
         apply_benchmark_video_settings(cfg, args)
+        # The budget alone ends every run: the configs' max_epochs (5 for XKD, 6 for XDC, 20 for the
+        # others) would otherwise stop some methods early once --minutes is longer than a few minutes.
+        cfg.trainer.max_epochs = None
         if method in args.lr:
             cfg.optimizer.lr = args.lr[method]
         began = time.perf_counter()
