@@ -74,7 +74,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--no-supervised", action="store_true",
                         help="leave out the supervised reference (for experiments on single methods)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="builds the corpus; seeds training unless --train-seed")
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="seed of the pretraining runs only (the same corpus, another run: run-to-run spread)")
     return parser.parse_args()
 
 
@@ -98,7 +100,7 @@ def rerun_command(args: argparse.Namespace) -> str:
     parts = ["python benchmarks/avdigits.py"]
     for key, value in vars(args).items():
         flag = "--" + key.replace("_", "-")
-        if key in ("mnist", "fsdd", "out") or value is False or value == {}:
+        if key in ("mnist", "fsdd", "out") or value is False or value is None or value == {}:
             continue
         if value is True:
             parts.append(flag)
@@ -159,7 +161,8 @@ def main() -> int:
     for method in methods:
         run_dir = args.out / "runs" / method
         shutil.rmtree(run_dir, ignore_errors=True)
-        cfg = pretraining_config(method, train_path, run_dir, seed=args.seed, steps=args.max_steps,
+        train_seed = args.seed if args.train_seed is None else args.train_seed
+        cfg = pretraining_config(method, train_path, run_dir, seed=train_seed, steps=args.max_steps,
                                  max_minutes=args.minutes, progress=False)
         apply_benchmark_video_settings(cfg, args)
         # The budget alone ends every run: the configs' max_epochs (5 for XKD, 6 for XDC, 20 for the
