@@ -88,3 +88,13 @@ def test_rerun_command_repeats_flags_and_overrides(avdigits_script):
     args.no_supervised, args.lr = False, {}
     assert "--no-supervised" not in avdigits_script.rerun_command(args)
     assert "--lr" not in avdigits_script.rerun_command(args)
+
+
+def test_probe_gains_are_measured_against_the_methods_own_random_init(avdigits_script):
+    trained = {"video_probe": 20.0, "audio_probe": 46.0}
+    own_random = {"video_probe": 13.8, "audio_probe": 39.2}
+    gains = avdigits_script.probe_gains(trained, own_random)
+    assert gains == pytest.approx({"video_gain": 6.2, "audio_gain": 6.8})
+    video_only = avdigits_script.probe_gains({"video_probe": 12.0, "audio_probe": float("nan")},
+                                             {"video_probe": 10.0, "audio_probe": float("nan")})
+    assert video_only["video_gain"] == pytest.approx(2.0) and video_only["audio_gain"] != video_only["audio_gain"]
