@@ -384,3 +384,51 @@ def test_collectives_are_the_identity_without_a_process_group() -> None:
     assert torch.equal(gathered, x) and not gathered.requires_grad
     mean = distributed.all_reduce_mean(x)
     assert torch.equal(mean, x) and mean is not x
+
+
+def _pairing_run(loss: str, epochs: int, items: int = 32, batch: int = 8) -> tuple[float, list[float]]:
+    """Train xID on `items` fixed random (video, audio) pairs (lightly noised per visit); returns the
+    video→audio retrieval R@1 over the items afterwards and the mean loss of each epoch."""
+    g = torch.Generator().manual_seed(0)
+    video = torch.randn(items, 3, 4, 32, 32, generator=g)
+    audio = torch.randn(items, 1, 80, 48, generator=g)
+    video_encoder, audio_encoder = small_encoders()
+    method = create_method("xid", video_encoder=video_encoder, audio_encoder=audio_encoder, num_items=items,
+                           num_negatives=16, loss=loss)
+    optimizer = torch.optim.Adam(method.parameters(), lr=1e-3)
+    epoch_losses = []
+    for epoch in range(epochs):
+        method.train()
+        method.on_train_epoch_start(ctx(epoch, max_epochs=epochs))
+        order, losses = torch.randperm(items, generator=g), []
+        for start in range(0, items, batch):
+            index = order[start : start + batch]
+            noisy = {
+                "video": [video[index] + 0.1 * torch.randn(video[index].shape, generator=g)],
+                "audio": [audio[index] + 0.1 * torch.randn(audio[index].shape, generator=g)],
+                "index": index,
+                "skipped": [],
+            }
+            out = method(noisy)
+            optimizer.zero_grad()
+            out["loss"].backward()
+            optimizer.step()
+            losses.append(float(out["loss"].detach()))
+        epoch_losses.append(sum(losses) / len(losses))
+    method.eval()
+    with torch.no_grad():
+        v = F.normalize(method.video_proj(method.video_encoder(video)), dim=1)
+        a = F.normalize(method.audio_proj(method.audio_encoder(audio)), dim=1)
+    recall = float(((v @ a.T).argmax(dim=1) == torch.arange(items)).float().mean())
+    return recall, epoch_losses
+
+
+def test_xid_learns_to_pair_the_modalities_of_its_items() -> None:
+    """End to end through the banks and both encoders: with InfoNCE the cross-modal pairing of 32
+    items goes from chance (1/32) to about half of them in 40 epochs (0.47 measured, loss 3.4 -> 0.7).
+    AVID's NCE (Z frozen from the first batch) learns far slower at this size (R@1 0.09 after 20
+    epochs, 0.19 after 60); its loss must still fall (5.0 -> 4.2 measured)."""
+    recall, losses = _pairing_run("infonce", epochs=40)
+    assert recall >= 0.3 and losses[-1] < 0.5 * losses[0]
+    _, losses = _pairing_run("nce", epochs=20)
+    assert losses[-1] < losses[0] - 0.5
