@@ -18,6 +18,7 @@ reference (the small encoders on XDC's inputs, trained with the labels for the s
     python benchmarks/avdigits.py --mnist PATH/mnist5k --fsdd PATH/fsdd --test-speakers george
     python benchmarks/avdigits.py --methods xdc --minutes 15 --max-steps 6000 --no-supervised
     python benchmarks/avdigits.py --methods xid,vicreg --lr xid=3e-3,vicreg=3e-3
+    python benchmarks/avdigits.py --methods xid --method-kwargs xid.loss=infonce --no-supervised
 
 Prints a table, then one line per row and one per method with its probe gains over its own random
 initialisation (points)::
@@ -31,6 +32,7 @@ and writes OUT/results.md and OUT/results.json. Runtime: about (minutes + 2.5) p
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import shutil
@@ -75,6 +77,8 @@ def parse_args() -> argparse.Namespace:
                         help="global pooling of the small R(2+1)D (avg learns the digits faster than AVID's max)")
     parser.add_argument("--lr", type=parse_learning_rates, default={},
                         help="method=lr,... : learning rates instead of the configs' own (e.g. xid=3e-3)")
+    parser.add_argument("--method-kwargs", type=parse_method_kwargs, default={},
+                        help="method.key=value,... : method.kwargs entries to change (e.g. xid.loss=infonce)")
     parser.add_argument("--no-supervised", action="store_true",
                         help="leave out the supervised reference (for experiments on single methods)")
     parser.add_argument("--workers", type=int, default=2)
@@ -99,6 +103,23 @@ def parse_learning_rates(text: str) -> dict[str, float]:
     return rates
 
 
+def parse_method_kwargs(text: str) -> dict[str, dict[str, object]]:
+    """'xid.loss=infonce,xdc.num_clusters_audio=20' -> {'xid': {'loss': 'infonce'}, 'xdc': {...: 20}};
+    values are Python literals where they parse as one (numbers, True, lists), else strings."""
+    changes: dict[str, dict[str, object]] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        target, sep, raw = item.partition("=")
+        method, dot, key = target.strip().partition(".")
+        if not (sep and dot and method and key and raw.strip()):
+            raise argparse.ArgumentTypeError(f"{item!r} is not method.key=value")
+        try:
+            value = ast.literal_eval(raw.strip())
+        except (ValueError, SyntaxError):
+            value = raw.strip()
+        changes.setdefault(method, {})[key.strip()] = value
+    return changes
+
+
 def rerun_command(args: argparse.Namespace) -> str:
     """The command line that repeats this run (data paths and output folder left out)."""
     parts = ["python benchmarks/avdigits.py"]
@@ -108,6 +129,8 @@ def rerun_command(args: argparse.Namespace) -> str:
             continue
         if value is True:
             parts.append(flag)
+        elif key == "method_kwargs":
+            parts.append(f"{flag} " + ",".join(f"{m}.{k}={v}" for m, kv in value.items() for k, v in kv.items()))
         elif isinstance(value, dict):
             parts.append(f"{flag} " + ",".join(f"{k}={v:g}" for k, v in value.items()))
         else:
@@ -154,9 +177,10 @@ def main() -> int:
     methods = [m for m in methods if m != REFERENCE]
     if not args.no_supervised:
         methods = [*methods[:1], REFERENCE, *methods[1:]]
-    stray = sorted(set(args.lr) - set(methods))
-    if stray:
-        raise SystemExit(f"--lr: {stray} not among the methods of this run ({', '.join(methods)})")
+    for flag, named in (("--lr", args.lr), ("--method-kwargs", args.method_kwargs)):
+        stray = sorted(set(named) - set(methods))
+        if stray:
+            raise SystemExit(f"{flag}: {stray} not among the methods of this run ({', '.join(methods)})")
     mnist = args.mnist / "mnist5k.npz" if args.mnist.is_dir() else args.mnist
     config = AVDigitsConfig(seed=args.seed, test_speakers=tuple(args.test_speakers.split(",")))
     start = time.perf_counter()
@@ -180,13 +204,14 @@ def main() -> int:
         cfg.trainer.max_epochs = None
         if method in args.lr:
             cfg.optimizer.lr = args.lr[method]
+        cfg.method.kwargs.update(args.method_kwargs.get(method, {}))
         began = time.perf_counter()
         result = run_pretraining(cfg)
         trained = time.perf_counter() - began
         evaluated = evaluate_methods(manifest, {method: (result.method, cfg)}, seed=args.seed, progress=False)
         rows[method] = evaluated[method][1]
         facts[method] = {"steps": result.global_step, "epochs": round(result.epochs, 2), "train_seconds": round(trained),
-                         "lr": cfg.optimizer.lr}
+                         "lr": cfg.optimizer.lr, "method_kwargs": args.method_kwargs.get(method, {})}
         print(result_line(method, rows[method]), f"# {result.global_step} steps in {trained:.0f} s", flush=True)
 
         def random_init() -> dict[str, float]:

@@ -98,3 +98,15 @@ def test_probe_gains_are_measured_against_the_methods_own_random_init(avdigits_s
     video_only = avdigits_script.probe_gains({"video_probe": 12.0, "audio_probe": float("nan")},
                                              {"video_probe": 10.0, "audio_probe": float("nan")})
     assert video_only["video_gain"] == pytest.approx(2.0) and video_only["audio_gain"] != video_only["audio_gain"]
+
+
+def test_method_kwargs_parse_literals_and_strings_and_refuse_bad_items(avdigits_script):
+    parsed = avdigits_script.parse_method_kwargs("xid.loss=infonce, xdc.num_clusters_audio=20,xid.temperature=0.1")
+    assert parsed == {"xid": {"loss": "infonce", "temperature": 0.1}, "xdc": {"num_clusters_audio": 20}}
+    for bad in ("xid=infonce", "loss=infonce", "xid.loss=", ".loss=1", "xid.=1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="method.key=value"):
+            avdigits_script.parse_method_kwargs(bad)
+    args = argparse.Namespace(methods="xid", method_kwargs=parsed, lr={})
+    assert avdigits_script.rerun_command(args) == (
+        "python benchmarks/avdigits.py --methods xid "
+        "--method-kwargs xid.loss=infonce,xid.temperature=0.1,xdc.num_clusters_audio=20")
