@@ -88,18 +88,24 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def assignments(text: str) -> list[tuple[str, str, str]]:
+    """'a=1, b=2' -> [('a=1', 'a', '1'), ('b=2', 'b', '2')] (item, left, right, stripped; empty sides
+    for an item without '='), the shared syntax of --lr and --method-kwargs."""
+    items = [part.strip() for part in text.split(",") if part.strip()]
+    return [(item, *(side.strip() for side in item.partition("=")[::2])) for item in items]
+
+
 def parse_learning_rates(text: str) -> dict[str, float]:
     """'xid=3e-3,vicreg=1e-3' -> {'xid': 0.003, 'vicreg': 0.001}; a clear error for anything else."""
     rates: dict[str, float] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        method, sep, value = item.partition("=")
+    for item, method, value in assignments(text):
         try:
-            rate = float(value) if sep else float("nan")
+            rate = float(value)
         except ValueError:
             rate = float("nan")
         if not method or not rate > 0:
             raise argparse.ArgumentTypeError(f"{item!r} is not method=positive_number")
-        rates[method.strip()] = rate
+        rates[method] = rate
     return rates
 
 
@@ -107,15 +113,14 @@ def parse_method_kwargs(text: str) -> dict[str, dict[str, object]]:
     """'xid.loss=infonce,xdc.num_clusters_audio=20' -> {'xid': {'loss': 'infonce'}, 'xdc': {...: 20}};
     values are Python literals where they parse as one (numbers, True, lists), else strings."""
     changes: dict[str, dict[str, object]] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        target, sep, raw = item.partition("=")
-        method, dot, key = target.strip().partition(".")
-        if not (sep and dot and method and key and raw.strip()):
+    for item, target, raw in assignments(text):
+        method, dot, key = target.partition(".")
+        if not (dot and method and key.strip() and raw):
             raise argparse.ArgumentTypeError(f"{item!r} is not method.key=value")
         try:
-            value = ast.literal_eval(raw.strip())
+            value = ast.literal_eval(raw)
         except (ValueError, SyntaxError):
-            value = raw.strip()
+            value = raw
         changes.setdefault(method, {})[key.strip()] = value
     return changes
 
@@ -192,10 +197,10 @@ def main() -> int:
 
     rows: dict[str, dict[str, float]] = {}
     facts: dict[str, dict[str, object]] = {}
+    train_seed = args.seed if args.train_seed is None else args.train_seed
     for method in methods:
         run_dir = args.out / "runs" / method
         shutil.rmtree(run_dir, ignore_errors=True)
-        train_seed = args.seed if args.train_seed is None else args.train_seed
         cfg = pretraining_config(method, train_path, run_dir, seed=train_seed, steps=args.max_steps,
                                  max_minutes=args.minutes, progress=False)
         apply_benchmark_video_settings(cfg, args)

@@ -156,9 +156,10 @@ class PyAVSource:
 
     def _open(self) -> av.container.InputContainer:
         container = open_container(self.path)
-        self._streams: dict[str, av.VideoStream | av.AudioStream | None] = {}
+        # The first video and audio streams, looked up once per open container; their time bases when used.
+        self._streams = {"video": first_video_stream(container), "audio": first_audio_stream(container)}
         self._ticks: dict[str, StreamTicks] = {}
-        for stream in (first_video_stream(container), first_audio_stream(container)):
+        for stream in self._streams.values():
             if stream is not None:
                 # Data-loader workers parallelise across files: one decoding thread each.
                 stream.codec_context.thread_count = 1
@@ -170,9 +171,6 @@ class PyAVSource:
         self.fresh = True
 
     def stream(self, kind: str) -> av.VideoStream | av.AudioStream:
-        if kind not in self._streams:
-            find = first_video_stream if kind == "video" else first_audio_stream
-            self._streams[kind] = find(self.container)
         stream = self._streams[kind]
         if stream is None:
             raise DecodeError(self.path, f"no {kind} stream")
