@@ -19,14 +19,21 @@ reference (the small encoders on XDC's inputs, trained with the labels for the s
     python benchmarks/avdigits.py --methods xdc --minutes 15 --max-steps 6000 --no-supervised
     python benchmarks/avdigits.py --methods xid,vicreg --lr xid=3e-3,vicreg=3e-3
     python benchmarks/avdigits.py --methods xid --method-kwargs xid.loss=infonce --no-supervised
+    python benchmarks/avdigits.py --methods xid,xdc --minutes 4 --max-steps 20000 \
+        --accelerator gpu --precision bf16-mixed --loader-workers 6 --workers 14      # one GPU, 16 cores
 
 Prints a table, then one line per row and one per method with its probe gains over its own random
 initialisation (points)::
 
     RESULT method=<m> video_probe=<acc> audio_probe=<acc> video_knn=<acc> audio_knn=<acc> a2v_r1=<r>
     GAIN method=<m> video_gain=<points> audio_gain=<points>
+    PAIRING method=<m> a2v_pair_r1_train=<r> a2v_pair_r1_test=<r>     # methods with a shared space
 
-and writes OUT/results.md and OUT/results.json. Runtime: about (minutes + 2.5) per method on 2 cores.
+(PAIRING: an audio query's nearest video is its own clip, among the training / the held-out clips —
+high on the training clips alone means the method memorised its pairs instead of learning the digits.)
+
+and writes OUT/results.md and OUT/results.json. Runtime: about (minutes + 2.5) per method on 2 cores
+(on one GPU with 16 cores, about minutes + 2).
 """
 
 from __future__ import annotations
@@ -46,13 +53,14 @@ from avssl.data.manifest import Manifest
 from avssl.data.views import get_view_recipe
 from avssl.demo.methods import DEMO_CONFIGS
 from avssl.demo.run import evaluate_methods, pretraining_config
-from avssl.evaluate.frozen_suite import format_table
+from avssl.evaluate.frozen_suite import format_table, pairing_recall
 from avssl.train.runner import build_method, run_pretraining
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULT_KEYS = ("video_probe", "audio_probe", "video_knn", "audio_knn", "a2v_r1")
 GAIN_KEYS = ("video_gain", "audio_gain")  # probe accuracy minus that of the method's own random init
-TABLE_KEYS = (*RESULT_KEYS, *GAIN_KEYS, "video_purity", "audio_purity")
+PAIRING_KEYS = ("a2v_pair_r1_train", "a2v_pair_r1_test")  # audio finds its own clip's video (memorised or learned)
+TABLE_KEYS = (*RESULT_KEYS, *GAIN_KEYS, *PAIRING_KEYS, "video_purity", "audio_purity")
 REFERENCE = "supervised"
 RANDOM_ARCHITECTURE_OF = "xid"  # the random row: the small CNN encoders most methods train
 
@@ -81,7 +89,10 @@ def parse_args() -> argparse.Namespace:
                         help="method.key=value,... : method.kwargs entries to change (e.g. xid.loss=infonce)")
     parser.add_argument("--no-supervised", action="store_true",
                         help="leave out the supervised reference (for experiments on single methods)")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2, help="processes building the corpus; torch threads")
+    parser.add_argument("--loader-workers", type=int, default=1, help="DataLoader workers of each pretraining run")
+    parser.add_argument("--accelerator", default=None, help="pretraining accelerator (cpu, gpu; the configs': cpu)")
+    parser.add_argument("--precision", default=None, help="pretraining precision, e.g. bf16-mixed on a GPU")
     parser.add_argument("--seed", type=int, default=0, help="builds the corpus; seeds training unless --train-seed")
     parser.add_argument("--train-seed", type=int, default=None,
                         help="seed of the pretraining runs only (the same corpus, another run: run-to-run spread)")
@@ -149,11 +160,11 @@ def probe_gains(trained: dict[str, float], random: dict[str, float]) -> dict[str
             for gain, modality in zip(GAIN_KEYS, ("video", "audio"))}
 
 
-def result_line(name: str, scores: dict[str, float]) -> str:
+def result_line(name: str, scores: dict[str, float], tag: str = "RESULT", keys: tuple[str, ...] = RESULT_KEYS) -> str:
     def value(key: str) -> str:
         return "nan" if math.isnan(scores[key]) else f"{scores[key]:.2f}"
 
-    return f"RESULT method={name} " + " ".join(f"{key}={value(key)}" for key in RESULT_KEYS)
+    return f"{tag} method={name} " + " ".join(f"{key}={value(key)}" for key in keys)
 
 
 # Video ops that --video-augment crops switches off (video_training_augment parameters).
@@ -202,7 +213,9 @@ def main() -> int:
         run_dir = args.out / "runs" / method
         shutil.rmtree(run_dir, ignore_errors=True)
         cfg = pretraining_config(method, train_path, run_dir, seed=train_seed, steps=args.max_steps,
-                                 max_minutes=args.minutes, progress=False)
+                                 max_minutes=args.minutes, progress=False, accelerator=args.accelerator,
+                                 precision=args.precision)
+        cfg.data.num_workers = args.loader_workers
         apply_benchmark_video_settings(cfg, args)
         # The budget alone ends every run: the configs' max_epochs (5 for XKD, 6 for XDC, 20 for the
         # others) would otherwise stop some methods early once --minutes is longer than a few minutes.
@@ -214,15 +227,19 @@ def main() -> int:
         result = run_pretraining(cfg)
         trained = time.perf_counter() - began
         evaluated = evaluate_methods(manifest, {method: (result.method, cfg)}, seed=args.seed, progress=False)
-        rows[method] = evaluated[method][1]
+        features, rows[method] = evaluated[method]
+        rows[method].update(pairing_recall(features))
         facts[method] = {"steps": result.global_step, "epochs": round(result.epochs, 2), "train_seconds": round(trained),
                          "lr": cfg.optimizer.lr, "method_kwargs": args.method_kwargs.get(method, {})}
         print(result_line(method, rows[method]), f"# {result.global_step} steps in {trained:.0f} s", flush=True)
+        print(result_line(method, rows[method], "PAIRING", PAIRING_KEYS), flush=True)
 
         def random_init() -> dict[str, float]:
             torch.manual_seed(args.seed + 1)
             baseline = build_method(cfg.method, len(train))
-            return evaluate_methods(manifest, {"random": (baseline, cfg)}, seed=args.seed, progress=False)["random"][1]
+            features, scores = evaluate_methods(manifest, {"random": (baseline, cfg)}, seed=args.seed,
+                                                progress=False)["random"]
+            return {**scores, **pairing_recall(features)}
 
         if method != REFERENCE:
             # Each method against a random initialisation of its own encoders and inputs: random
@@ -248,6 +265,9 @@ def main() -> int:
     for name, scores in rows.items():
         if "video_gain" in scores:
             print(f"GAIN method={name} " + " ".join(f"{k}={scores[k]:+.2f}" for k in GAIN_KEYS))
+    for name, scores in rows.items():
+        if not math.isnan(scores.get(PAIRING_KEYS[0], math.nan)):
+            print(result_line(name, scores, "PAIRING", PAIRING_KEYS))
     print(f"[avdigits] done in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -110,3 +110,17 @@ def test_method_kwargs_parse_literals_and_strings_and_refuse_bad_items(avdigits_
     assert avdigits_script.rerun_command(args) == (
         "python benchmarks/avdigits.py --methods xid "
         "--method-kwargs xid.loss=infonce,xid.temperature=0.1,xdc.num_clusters_audio=20")
+
+
+def test_contrastive_check_loss_is_ln_batch_without_pairing_and_falls_with_it():
+    spec = importlib.util.spec_from_file_location("avdigits_contrastive_check", SCRIPT.with_name("avdigits_contrastive_check.py"))
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    batch = 8
+    same = torch.nn.functional.normalize(torch.ones(batch, 4), dim=1)  # every clip alike: nothing to pair by
+    assert float(check.symmetric_infonce(same, same, 0.1)) == pytest.approx(torch.log(torch.tensor(8.0)).item())
+    paired = torch.eye(batch)  # each clip's two sides equal and unlike the others
+    assert float(check.symmetric_infonce(paired, paired, 0.1)) < 0.01
+    assert check.pairing_r1(paired, paired) == 1.0
+    assert check.pairing_r1(paired, paired.roll(1, dims=0)) == 0.0
+    assert set(check.PAIRINGS) == {"av", "vv", "aa"}

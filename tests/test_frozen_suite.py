@@ -13,6 +13,7 @@ from avssl.evaluate.frozen_suite import (
     FrozenFeatures,
     format_table,
     knn_accuracy,
+    pairing_recall,
     probe_accuracy,
     shared_space_heads,
     suite_scores,
@@ -55,6 +56,24 @@ def test_suite_scores_cross_modal_retrieval_only_with_a_shared_space():
     assert "| m | 100.0 | 100.0 |" in table and "| none | 100.0 | — |" in table
     with pytest.raises(ValueError, match="held-out"):
         suite_scores(FrozenFeatures(features, {}, y, np.ones(len(y), bool), np.arange(len(y))))
+
+
+def test_pairing_recall_tells_memorised_training_pairs_from_learned_ones():
+    rng = np.random.default_rng(3)
+    n, dim = 40, 16
+    train = np.arange(n) % 4 != 0  # 30 training clips, 10 held out
+    video = torch.tensor(rng.normal(size=(n, dim)), dtype=torch.float32)
+    audio = video + 0.05 * torch.randn_like(video)  # every audio next to its own clip's video
+    held_out = np.flatnonzero(~train)
+    memorised = audio.clone()
+    memorised[held_out] = audio[np.roll(held_out, 1)]  # held-out audio lands on another clip
+    labels, positions = np.zeros(n, int), np.arange(n)
+    learned = pairing_recall(FrozenFeatures({}, {"video": video, "audio": audio}, labels, train, positions))
+    assert learned == {"a2v_pair_r1_train": 100.0, "a2v_pair_r1_test": 100.0}
+    scores = pairing_recall(FrozenFeatures({}, {"video": video, "audio": memorised}, labels, train, positions))
+    assert scores == {"a2v_pair_r1_train": 100.0, "a2v_pair_r1_test": 0.0}
+    none = pairing_recall(FrozenFeatures({}, {}, labels, train, positions))
+    assert all(math.isnan(v) for v in none.values())
 
 
 def test_shared_space_heads_name_the_projection_heads():

@@ -13,6 +13,11 @@ scored on the others.
   same class. Only methods whose heads map both modalities into one space have it (xID, AVID-CMA,
   CrissCross, AV-VICReg); backbone features of two encoders share no space (spec §5 row 15), so for the
   others it is not reported (NaN).
+
+:func:`pairing_recall` asks a narrower question of the shared space: does an audio query find the
+video of its *own* clip (R@1 over the training clips and over the held-out clips)? A method that
+learned what sound and picture share finds it on both; one that memorised its training pairs finds it
+on the training clips alone.
 """
 
 from __future__ import annotations
@@ -112,6 +117,20 @@ def suite_scores(frozen: FrozenFeatures) -> dict[str, float]:
         video, audio = frozen.shared["video"].numpy()[test], frozen.shared["audio"].numpy()[test]
         scores["a2v_r1"] = recall_at_k(audio, y_test, video, y_test, ks=(1,), metric="cosine")["R@1"]
         scores["v2a_r1"] = recall_at_k(video, y_test, audio, y_test, ks=(1,), metric="cosine")["R@1"]
+    return scores
+
+
+def pairing_recall(frozen: FrozenFeatures) -> dict[str, float]:
+    """``{"a2v_pair_r1_train", "a2v_pair_r1_test"}``: share (%) of audio queries whose nearest video
+    (cosine, shared space) is the query's own clip, among the clips of each split (chance: one over
+    the split's size); NaN without a shared space."""
+    if set(frozen.shared) != set(MODALITIES):
+        return {"a2v_pair_r1_train": math.nan, "a2v_pair_r1_test": math.nan}
+    scores = {}
+    for split, mask in (("train", frozen.train), ("test", ~frozen.train)):
+        video, audio = frozen.shared["video"].numpy()[mask], frozen.shared["audio"].numpy()[mask]
+        clips = np.arange(len(video))  # each clip its own class
+        scores[f"a2v_pair_r1_{split}"] = recall_at_k(audio, clips, video, clips, ks=(1,), metric="cosine")["R@1"]
     return scores
 
 
