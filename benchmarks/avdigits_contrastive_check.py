@@ -16,6 +16,7 @@ R@1 over ``--held`` training clips (chance 1 / held)::
     python benchmarks/avdigits_contrastive_check.py --pair av --steps 400
     python benchmarks/avdigits_contrastive_check.py --pair vv --steps 100
     python benchmarks/avdigits_contrastive_check.py --pair av --grayscale --manifest OUT/corpus/train.csv
+    python benchmarks/avdigits_contrastive_check.py --pair av --also vv,aa   # with intra-modal terms
 
 It reads the training split that ``benchmarks/avdigits.py`` wrote (``outputs/avdigits/corpus/train.csv``).
 About 0.6 (av) to 0.8 (vv) s per step on 2 cores, after about 45 s of decoding.
@@ -58,6 +59,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--manifest", type=Path, default=REPO_ROOT / "outputs/avdigits/corpus/train.csv")
     parser.add_argument("--pair", choices=sorted(PAIRINGS), default="av")
+    parser.add_argument("--also", type=lambda text: [p for p in text.split(",") if p], default=[],
+                        help="pairings whose losses are added to --pair's (e.g. vv,aa: CrissCross-like intra-modal terms)")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
@@ -112,6 +115,9 @@ def pairing_r1(a: Tensor, b: Tensor) -> float:
 
 def main() -> int:
     args = parse_args()
+    unknown = sorted(set(args.also) - set(PAIRINGS))
+    if unknown:
+        raise SystemExit(f"--also: unknown pairings {unknown}; available: {', '.join(PAIRINGS)}")
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     cfg = pretraining_config("xid", args.manifest, Path("unused"), seed=args.seed, progress=False)
@@ -126,14 +132,16 @@ def main() -> int:
     rng = np.random.default_rng(args.seed)
     held = np.linspace(0, len(manifest) - 1, args.held).round().astype(int)
     print(f"[check] pair={args.pair} clips={len(manifest)} batch={args.batch_size} lr={args.lr:g} "
-          f"temperature={args.temperature:g} grayscale={args.grayscale}; ln(batch) = {math.log(args.batch_size):.3f}, "
-          f"held-out pairing chance = {1 / args.held:.3f}")
+          f"temperature={args.temperature:g} grayscale={args.grayscale} also={','.join(args.also) or '-'}; "
+          f"ln(batch) = {math.log(args.batch_size):.3f}, held-out pairing chance = {1 / args.held:.3f}")
     start = time.perf_counter()
     for step in range(args.steps):
         indices = rng.choice(len(manifest), args.batch_size, replace=False)
-        loss = symmetric_infonce(*embed_pair(embed, data.dataset, indices, step, args.pair), args.temperature)
+        losses = [symmetric_infonce(*embed_pair(embed, data.dataset, indices, step, pair), args.temperature)
+                  for pair in (args.pair, *args.also)]
+        loss = losses[0]  # the printed loss is --pair's alone
         optimizer.zero_grad()
-        loss.backward()
+        sum(losses).backward()
         optimizer.step()
         if step % args.every == 0 or step == args.steps - 1:
             method.eval()
