@@ -46,6 +46,7 @@ from avdigits import COLOUR_AND_OCCLUSION_OFF  # noqa: E402
 from avssl.data.datasets import collate_views  # noqa: E402
 from avssl.data.manifest import Manifest  # noqa: E402
 from avssl.demo.run import pretraining_config  # noqa: E402
+from avssl.evaluate.retrieval import recall_at_k  # noqa: E402
 from avssl.train.data import PretrainingData  # noqa: E402
 from avssl.train.runner import build_method  # noqa: E402
 
@@ -99,11 +100,12 @@ def draw(dataset, indices: np.ndarray, epoch: int) -> dict:
     return collate_views([dataset[int(i)] for i in indices])
 
 
-def embed_pair(embed: PairEmbedder, dataset, indices: np.ndarray, epoch: int, pair: str) -> tuple[Tensor, Tensor]:
-    """The two sides' embeddings ``([B, D], [B, D])`` of the clips ``indices``."""
-    batches = {offset: draw(dataset, indices, epoch + offset * SECOND_DRAW) for offset in {o for _, o in PAIRINGS[pair]}}
-    (first, first_draw), (second, second_draw) = PAIRINGS[pair]
-    return embed(batches[first_draw], first), embed(batches[second_draw], second)
+def embed_views(embed: PairEmbedder, dataset, indices: np.ndarray, epoch: int, pairs: list[str]) -> dict:
+    """``{(modality, draw): [B, D]}`` for every view the ``pairs`` read, of the clips ``indices``: each
+    draw's batch is read once and each view embedded once, however many pairings share it."""
+    views = {view for pair in pairs for view in PAIRINGS[pair]}
+    batches = {offset: draw(dataset, indices, epoch + offset * SECOND_DRAW) for offset in {o for _, o in views}}
+    return {(modality, offset): embed(batches[offset], modality) for modality, offset in views}
 
 
 def symmetric_infonce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
@@ -114,8 +116,9 @@ def symmetric_infonce(a: Tensor, b: Tensor, temperature: float) -> Tensor:
 
 
 def pairing_r1(a: Tensor, b: Tensor) -> float:
-    """Share of rows of ``a`` whose most similar row of ``b`` is their own."""
-    return float(((a @ b.T).argmax(1) == torch.arange(len(a))).float().mean())
+    """Share of rows of ``a`` whose most similar row of ``b`` (cosine) is their own."""
+    clips = np.arange(len(a))  # each clip its own class
+    return recall_at_k(a.numpy(), clips, b.numpy(), clips, ks=(1,), metric="cosine")["R@1"] / 100.0
 
 
 def warm_video_with_labels(method: nn.Module, dataset, num_items: int, steps: int, batch_size: int, lr: float,
@@ -166,8 +169,9 @@ def main() -> int:
     start = time.perf_counter()
     for step in range(args.steps):
         indices = rng.choice(len(manifest), args.batch_size, replace=False)
-        losses = [symmetric_infonce(*embed_pair(embed, data.dataset, indices, step, pair), args.temperature)
-                  for pair in (args.pair, *args.also)]
+        pairs = [args.pair, *args.also]
+        views = embed_views(embed, data.dataset, indices, step, pairs)
+        losses = [symmetric_infonce(*(views[view] for view in PAIRINGS[pair]), args.temperature) for pair in pairs]
         loss = losses[0]  # the printed loss is --pair's alone
         optimizer.zero_grad()
         sum(losses).backward()
@@ -175,7 +179,8 @@ def main() -> int:
         if step % args.every == 0 or step == args.steps - 1:
             method.eval()
             with torch.no_grad():
-                r1 = pairing_r1(*embed_pair(embed, data.dataset, held, HELD_EPOCH, args.pair))
+                views = embed_views(embed, data.dataset, held, HELD_EPOCH, [args.pair])
+                r1 = pairing_r1(*(views[view] for view in PAIRINGS[args.pair]))
             method.train()
             print(f"CHECK pair={args.pair} step={step} loss={float(loss.detach()):.3f} held_pair_r1={r1:.3f} "
                   f"seconds={time.perf_counter() - start:.0f}", flush=True)
