@@ -124,3 +124,29 @@ def test_contrastive_check_loss_is_ln_batch_without_pairing_and_falls_with_it():
     assert check.pairing_r1(paired, paired) == 1.0
     assert check.pairing_r1(paired, paired.roll(1, dims=0)) == 0.0
     assert set(check.PAIRINGS) == {"av", "vv", "aa"}
+
+
+def test_random_features_views_take_the_colour_out_and_keep_the_ink():
+    spec = importlib.util.spec_from_file_location("avdigits_random_features",
+                                                  SCRIPT.with_name("avdigits_random_features.py"))
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    encoder = script.random_video_encoder(64, "avg", "ink", seed=0)
+    mean, std = encoder.mean, encoder.std
+    # Two clips [3, T, H, W]: the same ink stroke on backgrounds and in colours of their own.
+    stroke = torch.zeros(1, 1, 4, 16, 16)
+    stroke[..., 4:12, 7:9] = 1.0
+    background = torch.tensor([[0.2, 0.5, 0.8], [0.7, 0.3, 0.4]]).view(2, 3, 1, 1, 1)
+    ink_colour = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.9, 0.2]]).view(2, 3, 1, 1, 1)
+    rgb = background + stroke * (ink_colour - background)
+    ink = encoder.single_channel((rgb - mean) / std)
+    assert ink.shape == (2, 1, 4, 16, 16)
+    assert torch.all(ink[..., 4:12, 7:9] > 0.5) and torch.all(ink[stroke.expand(2, 1, 4, 16, 16) == 0] < 1e-6)
+    grey = script.random_video_encoder(64, "avg", "grey", seed=0).single_channel((rgb - mean) / std)
+    assert torch.allclose(grey[:, 0], rgb.mean(1), atol=1e-6)
+    assert encoder((rgb - mean) / std).shape == (2, 64)
+    # The same seed and width give the same random trunk whatever the view.
+    colour = script.random_video_encoder(64, "avg", "colour", seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(colour.encoder.parameters(), encoder.encoder.parameters()))
+    with pytest.raises(ValueError, match="view must be one of"):
+        script.InputView(colour.encoder, "sepia")
