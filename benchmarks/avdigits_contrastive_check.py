@@ -143,13 +143,14 @@ def pairing_r1(a: Tensor, b: Tensor) -> float:
     return recall_at_k(a.numpy(), clips, b.numpy(), clips, ks=(1,), metric="cosine")["R@1"] / 100.0
 
 
-def warm_video_with_labels(method: nn.Module, dataset, num_items: int, steps: int, batch_size: int, lr: float,
-                           rng: np.random.Generator, video_view: str = "colour") -> float:
-    """Train ``method.video_encoder`` (plus a throwaway linear head) on the clips' digit labels for
-    ``steps`` steps; returns the training accuracy over the last 50 batches."""
-    encoder = InputView(method.video_encoder, video_view)
-    head = nn.Linear(method.video_encoder.out_dim, 10)
-    optimizer = torch.optim.Adam([*method.video_encoder.parameters(), *head.parameters()], lr=lr)
+def warm_video_with_labels(embed: PairEmbedder, dataset, num_items: int, steps: int, batch_size: int, lr: float,
+                           rng: np.random.Generator) -> float:
+    """Train the method's video encoder, reading the pairing's video view, (plus a throwaway linear
+    head) on the clips' digit labels for ``steps`` steps; returns the training accuracy over the last
+    50 batches."""
+    encoder, trunk = embed.encoders["video"], embed.method.video_encoder
+    head = nn.Linear(trunk.out_dim, 10)
+    optimizer = torch.optim.Adam([*trunk.parameters(), *head.parameters()], lr=lr)
     hits: list[float] = []
     for step in range(steps):
         batch = draw(dataset, rng.choice(num_items, batch_size, replace=False), LABEL_WARMUP_EPOCH + step)
@@ -198,8 +199,8 @@ def main() -> int:
           f"video_augment={args.video_augment}; "
           f"ln(batch) = {math.log(args.batch_size):.3f}, held-out pairing chance = {1 / args.held:.3f}")
     if args.label_warmup:
-        accuracy = warm_video_with_labels(method, data.dataset, len(manifest), args.label_warmup, args.batch_size,
-                                          args.lr, rng, args.video_view)
+        accuracy = warm_video_with_labels(embed, data.dataset, len(manifest), args.label_warmup, args.batch_size,
+                                          args.lr, rng)
         print(f"[check] video encoder trained {args.label_warmup} steps on the labels (accuracy over its last 50 batches "
               f"{accuracy:.2f})", flush=True)
     corpus = Manifest.read(args.manifest.with_name("manifest.csv")) if args.probe else None
