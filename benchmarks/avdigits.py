@@ -16,6 +16,7 @@ reference (the small encoders on XDC's inputs, trained with the labels for the s
     python benchmarks/avdigits.py                                  # every method, 4 min each
     python benchmarks/avdigits.py --methods xid,crisscross --minutes 2
     python benchmarks/avdigits.py --mnist PATH/mnist5k --fsdd PATH/fsdd --test-speakers george
+    python benchmarks/avdigits.py --corpus "background_colour=(0.2, 0.8)" --corpus "digit_colour=(0.0, 1.0)"
     python benchmarks/avdigits.py --methods xdc --minutes 15 --max-steps 6000 --no-supervised
     python benchmarks/avdigits.py --methods xid,vicreg --lr xid=3e-3,vicreg=3e-3
     python benchmarks/avdigits.py --methods xid --method-kwargs xid.loss=infonce --no-supervised
@@ -28,9 +29,14 @@ initialisation (points)::
     RESULT method=<m> video_probe=<acc> audio_probe=<acc> video_knn=<acc> audio_knn=<acc> a2v_r1=<r>
     GAIN method=<m> video_gain=<points> audio_gain=<points>
     PAIRING method=<m> a2v_pair_r1_train=<r> a2v_pair_r1_test=<r>     # methods with a shared space
+    SHARED method=<m> av_cc1=<c> av_cc1_null=<c> video_probe_cca16=<acc> audio_probe_cca16=<acc> a2v_r1_cca16=<r>
 
 (PAIRING: an audio query's nearest video is its own clip, among the training / the held-out clips —
-high on the training clips alone means the method memorised its pairs instead of learning the digits.)
+high on the training clips alone means the method memorised its pairs instead of learning the digits.
+SHARED: what the audio and video backbone features have in common, by linear CCA on the training
+clips — the largest canonical correlation next to its level with the pairs shuffled, and the digit
+probes and same-digit audio→video R@1 of the 16 top canonical pairs; see
+``benchmarks/avdigits_shared_signal.py``.)
 
 and writes OUT/results.md and OUT/results.json. Runtime: about (minutes + 2) per method on 2 cores
 (on one GPU with 16 cores, at most minutes + 2).
@@ -53,6 +59,7 @@ from avssl.data.manifest import Manifest
 from avssl.data.views import get_view_recipe
 from avssl.demo.methods import DEMO_CONFIGS
 from avssl.demo.run import evaluate_methods, pretraining_config
+from avssl.evaluate.cca import shared_signal_scores
 from avssl.evaluate.frozen_suite import format_table, pairing_recall
 from avssl.train.runner import build_method, run_pretraining
 
@@ -60,7 +67,10 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 RESULT_KEYS = ("video_probe", "audio_probe", "video_knn", "audio_knn", "a2v_r1")
 GAIN_KEYS = ("video_gain", "audio_gain")  # probe accuracy minus that of the method's own random init
 PAIRING_KEYS = ("a2v_pair_r1_train", "a2v_pair_r1_test")  # audio finds its own clip's video (memorised or learned)
-TABLE_KEYS = (*RESULT_KEYS, *GAIN_KEYS, *PAIRING_KEYS, "video_purity", "audio_purity")
+# What the audio and video backbone features share (avssl.evaluate.cca): the largest canonical
+# correlation against its level with shuffled pairs, and the digit probes of the top 16 canonical pairs.
+SHARED_KEYS = ("av_cc1", "av_cc1_null", "video_probe_cca16", "audio_probe_cca16", "a2v_r1_cca16")
+TABLE_KEYS = (*RESULT_KEYS, *GAIN_KEYS, *PAIRING_KEYS, "av_cc1", "av_cc1_null", "video_purity", "audio_purity")
 REFERENCE = "supervised"
 RANDOM_ARCHITECTURE_OF = "xid"  # the random row: the small CNN encoders most methods train
 
@@ -71,6 +81,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--mnist", type=Path, default=SHARED_DATA / "mnist5k", help="folder holding mnist5k.npz")
     parser.add_argument("--fsdd", type=Path, default=SHARED_DATA / "fsdd", help="FSDD folder (MANIFEST.csv, audio/)")
     parser.add_argument("--test-speakers", default="george", help="comma-separated FSDD speakers held out")
+    parser.add_argument("--corpus", type=parse_corpus_field, action="append", default=[], metavar="FIELD=VALUE",
+                        help="an AVDigitsConfig field to change (repeatable; a Python literal), e.g. "
+                             "--corpus 'background_colour=(0.2, 0.8)' --corpus 'digit_colour=(0.0, 1.0)' (the first corpus's colours)")
     parser.add_argument("--methods", default="all", help=f"comma-separated, or all: {', '.join(DEMO_CONFIGS)}")
     parser.add_argument("--minutes", type=float, default=4.0, help="training time per method")
     parser.add_argument("--max-steps", type=int, default=2000, help="step cap (the schedule spans it)")
@@ -136,15 +149,39 @@ def parse_method_kwargs(text: str) -> dict[str, dict[str, object]]:
     return changes
 
 
+def parse_corpus_field(text: str) -> tuple[str, object]:
+    """'digit_colour=(0.65, 1.0)' -> ('digit_colour', (0.65, 1.0)); the value must be a Python literal.
+    (Whether the field exists and the value is valid is AVDigitsConfig's to say.)"""
+    name, equals, raw = (part.strip() for part in text.partition("="))
+    try:
+        value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        raise argparse.ArgumentTypeError(f"{text!r}: the value {raw!r} is not a Python literal") from None
+    if not (name and equals):
+        raise argparse.ArgumentTypeError(f"{text!r} is not field=value")
+    return name, value
+
+
+def corpus_config(args: argparse.Namespace) -> AVDigitsConfig:
+    """The corpus settings: the defaults, the seed, the held-out speakers and every --corpus change."""
+    fields = {"seed": args.seed, "test_speakers": tuple(args.test_speakers.split(",")), **dict(args.corpus)}
+    try:
+        return AVDigitsConfig.from_dict(fields)
+    except (TypeError, ValueError) as error:
+        raise SystemExit(f"--corpus: {error}") from None
+
+
 def rerun_command(args: argparse.Namespace) -> str:
     """The command line that repeats this run (data paths and output folder left out)."""
     parts = ["python benchmarks/avdigits.py"]
     for key, value in vars(args).items():
         flag = "--" + key.replace("_", "-")
-        if key in ("mnist", "fsdd", "out") or value is False or value is None or value == {}:
+        if key in ("mnist", "fsdd", "out") or value is False or value is None or value in ({}, []):
             continue
         if value is True:
             parts.append(flag)
+        elif key == "corpus":
+            parts.extend(f'{flag} "{name}={value!r}"' for name, value in value)
         elif key == "method_kwargs":
             parts.append(f"{flag} " + ",".join(f"{m}.{k}={v}" for m, kv in value.items() for k, v in kv.items()))
         elif isinstance(value, dict):
@@ -158,6 +195,14 @@ def probe_gains(trained: dict[str, float], random: dict[str, float]) -> dict[str
     """Linear-probe points gained over the same architecture at random initialisation (nan: no such modality)."""
     return {gain: trained[f"{modality}_probe"] - random[f"{modality}_probe"]
             for gain, modality in zip(GAIN_KEYS, ("video", "audio"))}
+
+
+def shared_signal(features) -> dict[str, float]:
+    """:func:`~avssl.evaluate.cca.shared_signal_scores` of the 16 top canonical pairs, or NaN for
+    every key when the features hold one modality only (VICReg-V)."""
+    if {"video", "audio"} <= set(features.features):
+        return shared_signal_scores(features, components=(16,))
+    return dict.fromkeys(SHARED_KEYS, math.nan)
 
 
 def result_line(name: str, scores: dict[str, float], tag: str = "RESULT", keys: tuple[str, ...] = RESULT_KEYS) -> str:
@@ -198,7 +243,7 @@ def main() -> int:
         if stray:
             raise SystemExit(f"{flag}: {stray} not among the methods of this run ({', '.join(methods)})")
     mnist = args.mnist / "mnist5k.npz" if args.mnist.is_dir() else args.mnist
-    config = AVDigitsConfig(seed=args.seed, test_speakers=tuple(args.test_speakers.split(",")))
+    config = corpus_config(args)
     start = time.perf_counter()
     manifest = Manifest.read(build_avdigits(args.out / "corpus", mnist=mnist, fsdd=args.fsdd, config=config,
                                             workers=args.workers))
@@ -245,10 +290,12 @@ def main() -> int:
             models["random"] = random_init()
         evaluated = evaluate_methods(manifest, {name: (model, cfg) for name, model in models.items()},
                                      seed=args.seed, progress=False)
-        scored = {name: {**scores, **pairing_recall(features)} for name, (features, scores) in evaluated.items()}
+        scored = {name: {**scores, **pairing_recall(features), **shared_signal(features)}
+                  for name, (features, scores) in evaluated.items()}
         rows[method] = scored[method]
         print(result_line(method, rows[method]), f"# {result.global_step} steps in {trained:.0f} s", flush=True)
         print(result_line(method, rows[method], "PAIRING", PAIRING_KEYS), flush=True)
+        print(result_line(method, rows[method], "SHARED", SHARED_KEYS), flush=True)
         if method != REFERENCE:
             own = f"random:{method}"
             rows[own] = scored[own]
@@ -274,6 +321,9 @@ def main() -> int:
     for name, scores in rows.items():
         if not math.isnan(scores.get(PAIRING_KEYS[0], math.nan)):
             print(result_line(name, scores, "PAIRING", PAIRING_KEYS))
+    for name, scores in rows.items():
+        if not math.isnan(scores["av_cc1"]):
+            print(result_line(name, scores, "SHARED", SHARED_KEYS))
     print(f"[avdigits] done in {time.perf_counter() - start:.0f} s")
     return 0
 

@@ -60,6 +60,7 @@ class InputView(nn.Module):
         if view not in VIEWS:
             raise ValueError(f"InputView: view must be one of {VIEWS}, got {view!r}")
         self.encoder, self.view, self.input_spec = encoder, view, encoder.input_spec
+        self.out_dim = encoder.out_dim  # read by the evaluation and the heads, as the wrapped encoder's
         spec = encoder.input_spec
         self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1, 1))
         self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1, 1))

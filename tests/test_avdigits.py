@@ -376,3 +376,22 @@ def test_config_rejects_bad_values_naming_the_field():
 def test_config_rejects_an_onset_bound_before_the_lead_in():
     with pytest.raises(ValueError, match="max_onset_s"):
         replace(CONFIG, min_lead_in_s=0.3, max_onset_s=0.2)
+
+
+def test_colour_ranges_bound_each_channel_and_keep_the_digit_contrast():
+    # The default ranges are disjoint: a light digit on a dark ground in every clip.
+    plans = [sample_clip_plan(CONFIG, 8000, seed) for seed in range(200)]
+    bases = np.array([plan.base_colour for plan in plans])  # [200, 3]
+    digits = np.array([plan.digit_colour for plan in plans])
+    assert bases.min() >= 0.0 and bases.max() <= 0.35 and digits.min() >= 0.65 and digits.max() <= 1.0
+    assert np.linalg.norm(digits - bases, axis=1).min() >= CONFIG.min_digit_contrast
+    # Overlapping ranges (the first defaults) give both polarities.
+    any_colour = replace(CONFIG, background_colour=(0.2, 0.8), digit_colour=(0.0, 1.0))
+    plans = [sample_clip_plan(any_colour, 8000, seed) for seed in range(200)]
+    darker = [np.mean(plan.digit_colour) < np.mean(plan.base_colour) for plan in plans]
+    assert 0.2 < np.mean(darker) < 0.8
+    assert min(np.linalg.norm(np.subtract(p.digit_colour, p.base_colour)) for p in plans) >= CONFIG.min_digit_contrast
+    with pytest.raises(ValueError, match=r"AVDigitsConfig\.digit_colour: must lie in \[0, 1\]"):
+        AVDigitsConfig(digit_colour=(0.5, 1.2))
+    with pytest.raises(ValueError, match="move digit_colour away from background_colour"):
+        sample_clip_plan(replace(CONFIG, background_colour=(0.4, 0.5), digit_colour=(0.4, 0.5)), 8000, 0)

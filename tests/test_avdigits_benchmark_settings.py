@@ -90,6 +90,43 @@ def test_rerun_command_repeats_flags_and_overrides(avdigits_script):
     assert "--lr" not in avdigits_script.rerun_command(args)
 
 
+def test_corpus_changes_parse_literals_reach_the_config_and_rerun(avdigits_script):
+    changes = [avdigits_script.parse_corpus_field("background_colour=(0.0, 0.35)"),
+               avdigits_script.parse_corpus_field(" digit_colour = [0.65, 1.0] ")]
+    args = argparse.Namespace(seed=3, test_speakers="george,jackson", corpus=changes)
+    config = avdigits_script.corpus_config(args)
+    assert (config.seed, config.test_speakers) == (3, ("george", "jackson"))
+    assert (config.background_colour, config.digit_colour) == ((0.0, 0.35), (0.65, 1.0))
+    assert config.snr_db == avdigits_script.AVDigitsConfig().snr_db  # the rest stays at the defaults
+    for bad in ("digit_colour", "digit_colour=light", "=(0, 1)"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            avdigits_script.parse_corpus_field(bad)
+    args.corpus = [("colour", 1)]
+    with pytest.raises(SystemExit, match=r"--corpus: .*unknown fields \['colour'\]"):
+        avdigits_script.corpus_config(args)
+    rerun = argparse.Namespace(methods="xid", corpus=changes)
+    assert avdigits_script.rerun_command(rerun) == (
+        'python benchmarks/avdigits.py --methods xid --corpus "background_colour=(0.0, 0.35)" '
+        '--corpus "digit_colour=[0.65, 1.0]"')
+
+
+def test_shared_signal_is_nan_without_audio_and_scored_with_both(avdigits_script):
+    import numpy as np
+
+    from avssl.evaluate.frozen_suite import FrozenFeatures
+
+    labels = np.repeat(np.arange(4), 40)
+    video = torch.nn.functional.one_hot(torch.from_numpy(labels), 4).float() + 0.1 * torch.randn(160, 4)
+    train = np.arange(160) % 4 != 0
+    video_only = FrozenFeatures({"video": video}, {}, labels, train, np.arange(160))
+    scores = avdigits_script.shared_signal(video_only)
+    assert set(scores) == set(avdigits_script.SHARED_KEYS) and all(v != v for v in scores.values())
+    both = FrozenFeatures({"video": video, "audio": video.flip(1) + 0.1 * torch.randn(160, 4)}, {}, labels, train,
+                          np.arange(160))
+    scores = avdigits_script.shared_signal(both)
+    assert set(avdigits_script.SHARED_KEYS) <= set(scores) and scores["av_cc1"] > 0.9 > scores["av_cc1_null"]
+
+
 def test_probe_gains_are_measured_against_the_methods_own_random_init(avdigits_script):
     trained = {"video_probe": 20.0, "audio_probe": 46.0}
     own_random = {"video_probe": 13.8, "audio_probe": 39.2}

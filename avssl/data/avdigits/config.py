@@ -25,6 +25,8 @@ _RANGE_FIELDS = (
     "hum_share",
     "digit_size_px",
     "digit_speed_px_s",
+    "background_colour",
+    "digit_colour",
     "clutter_strokes",
     "clutter_blobs",
 )
@@ -66,6 +68,13 @@ class AVDigitsConfig(CorpusConfig):
         digit_size_px: side of the MNIST digit's 20×20 ink box after scaling (MNIST cells are 28²).
         digit_rotation_deg: the digit is rotated uniformly within ± this many degrees.
         digit_speed_px_s: speed of the digit (random heading, bouncing off the frame margins).
+        background_colour: range of each RGB channel of the background's base colour.
+        digit_colour: range of each RGB channel of the digit's colour. The default ranges are
+            disjoint: a light, tinted digit on a dark, tinted ground, as MNIST's white on black.
+            Overlapping ranges (the first defaults drew the ground from (0.2, 0.8) and the digit
+            from (0, 1)) make the digit as often darker as lighter than its ground, in any hue: a
+            nuisance under which randomly initialised video encoders do not see the digit at all
+            (linear probe at chance, docs/benchmarks.md).
         min_digit_contrast: least RGB distance (channels in [0, 1]) between the digit's colour and
             the background's base colour.
         clutter_contrast: largest colour deviation of background strokes, blobs and gradient from
@@ -96,6 +105,8 @@ class AVDigitsConfig(CorpusConfig):
     digit_size_px: tuple[float, float] = (36.0, 52.0)
     digit_rotation_deg: float = 15.0
     digit_speed_px_s: tuple[float, float] = (8.0, 32.0)
+    background_colour: tuple[float, float] = (0.0, 0.35)
+    digit_colour: tuple[float, float] = (0.65, 1.0)
     min_digit_contrast: float = 0.45
     clutter_contrast: float = 0.08
     clutter_strokes: tuple[int, int] = (2, 5)
@@ -154,6 +165,9 @@ class AVDigitsConfig(CorpusConfig):
             )
         if self.digit_speed_px_s[0] < 0:
             fail("digit_speed_px_s", "must be >= 0")
+        for name in ("background_colour", "digit_colour"):
+            if getattr(self, name)[0] < 0 or getattr(self, name)[1] > 1:
+                fail(name, "must lie in [0, 1] (each RGB channel)")
         if not 0 <= self.min_digit_contrast <= 1:
             fail("min_digit_contrast", "must lie in [0, 1] (a colour distance a random colour can reach)")
         if not 0 <= self.clutter_contrast <= 0.5:

@@ -17,7 +17,6 @@ import numpy as np
 from avssl.data.avdigits.config import EDGE_MARGIN_PX, AVDigitsConfig
 
 MNIST_INK_SIDE = 20.0  # MNIST digits are size-normalised to a 20×20 box centred in the 28² cell
-BASE_COLOUR = (0.2, 0.8)  # the background's base colour, uniform per channel
 HUM_FREQUENCIES_HZ = (50.0, 60.0)  # mains hum, as recorded near power lines in Europe / America
 
 
@@ -70,17 +69,20 @@ def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     return float(rng.uniform(*bounds))
 
 
-def _colour_pair(rng: np.random.Generator, min_distance: float) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Base and digit colours, the digit's uniform in RGB at least `min_distance` from the base."""
-    base = rng.uniform(*BASE_COLOUR, size=3)
-    # Rejection sampling: with a base in [0.2, 0.8]^3 the farthest corner is at least 0.8 away,
-    # so any min_distance up to about 0.8 accepts a fair share of draws.
+def _colour_pair(config: AVDigitsConfig, rng: np.random.Generator) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Base and digit colours, each channel uniform in its configured range, the digit's at least
+    `min_digit_contrast` from the base."""
+    min_distance = config.min_digit_contrast
+    base = rng.uniform(*config.background_colour, size=3)
+    # Rejection sampling: with the default base in [0.2, 0.8]^3 the farthest corner is at least 0.8
+    # away, so any min_distance up to about 0.8 accepts a fair share of draws.
     for _ in range(10_000):
-        colour = rng.uniform(0.0, 1.0, size=3)
+        colour = rng.uniform(*config.digit_colour, size=3)
         if np.linalg.norm(colour - base) >= min_distance:
             return tuple(float(c) for c in base), tuple(float(c) for c in colour)
     raise ValueError(
-        f"no digit colour is {min_distance} from the background colour {base}; lower min_digit_contrast"
+        f"no digit colour in {config.digit_colour} is {min_distance} from the background colour {base}; "
+        "lower min_digit_contrast or move digit_colour away from background_colour"
     )
 
 
@@ -108,7 +110,7 @@ def sample_clip_plan(config: AVDigitsConfig, speech_length: int, clip_seed: int)
     hum_hz = float(rng.choice(HUM_FREQUENCIES_HZ))
     hum_share = _uniform(rng, config.hum_share)
 
-    base_colour, digit_colour = _colour_pair(rng, config.min_digit_contrast)
+    base_colour, digit_colour = _colour_pair(config, rng)
     size = _uniform(rng, config.digit_size_px)
     angle = math.radians(_uniform(rng, (-config.digit_rotation_deg, config.digit_rotation_deg)))
     # Half the axis-aligned extent of the rotated ink box, plus the edge margin.
