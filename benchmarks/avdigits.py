@@ -20,6 +20,7 @@ reference (the small encoders on XDC's inputs, trained with the labels for the s
     python benchmarks/avdigits.py --methods xdc --minutes 15 --max-steps 6000 --no-supervised
     python benchmarks/avdigits.py --methods xid,vicreg --lr xid=3e-3,vicreg=3e-3
     python benchmarks/avdigits.py --methods xid --method-kwargs xid.loss=infonce --no-supervised
+    python benchmarks/avdigits.py --methods xdc --audio-augment "freq_masks=2,time_masks=2,resize_crop=True"
     python benchmarks/avdigits.py --methods xid,xdc --minutes 4 --max-steps 20000 \
         --accelerator gpu --precision bf16-mixed --loader-workers 6 --workers 14      # one GPU, 16 cores
 
@@ -100,6 +101,10 @@ def parse_args() -> argparse.Namespace:
                         help="method=lr,... : learning rates instead of the configs' own (e.g. xid=3e-3)")
     parser.add_argument("--method-kwargs", type=parse_method_kwargs, default={},
                         help="method.key=value,... : method.kwargs entries to change (e.g. xid.loss=infonce)")
+    parser.add_argument("--audio-augment", type=parse_audio_augment, default={},
+                        help="key=value,... : audio augmentation arguments changed for every method with sound "
+                             "(avssl.media.augment.presets.audio_augment), e.g. "
+                             "freq_masks=2,time_masks=2,resize_crop=True (CrissCross's spectrogram ops)")
     parser.add_argument("--no-supervised", action="store_true",
                         help="leave out the supervised reference (for experiments on single methods)")
     parser.add_argument("--workers", type=int, default=2, help="processes building the corpus; torch threads")
@@ -112,11 +117,32 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+def top_level_items(text: str) -> list[str]:
+    """'a=1, b=(2, 3)' -> ['a=1', 'b=(2, 3)']: split at the commas outside brackets, items stripped."""
+    items, depth, current = [], 0, []
+    for char in text:
+        depth += (char in "([{") - (char in ")]}")
+        if char == "," and depth == 0:
+            items.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    items.append("".join(current))
+    return [item.strip() for item in items if item.strip()]
+
+
 def assignments(text: str) -> list[tuple[str, str, str]]:
-    """'a=1, b=2' -> [('a=1', 'a', '1'), ('b=2', 'b', '2')] (item, left, right, stripped; empty sides
-    for an item without '='), the shared syntax of --lr and --method-kwargs."""
-    items = [part.strip() for part in text.split(",") if part.strip()]
-    return [(item, *(side.strip() for side in item.partition("=")[::2])) for item in items]
+    """'a=1, b=(2, 3)' -> [('a=1', 'a', '1'), ('b=(2, 3)', 'b', '(2, 3)')] (item, left, right, stripped;
+    empty sides for an item without '='), the shared syntax of --lr, --method-kwargs and --audio-augment."""
+    return [(item, *(side.strip() for side in item.partition("=")[::2])) for item in top_level_items(text)]
+
+
+def literal_or_text(raw: str) -> object:
+    """A Python literal where ``raw`` parses as one (numbers, True, tuples), else the string itself."""
+    try:
+        return ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+        return raw
 
 
 def parse_learning_rates(text: str) -> dict[str, float]:
@@ -141,11 +167,18 @@ def parse_method_kwargs(text: str) -> dict[str, dict[str, object]]:
         method, dot, key = target.partition(".")
         if not (dot and method and key.strip() and raw):
             raise argparse.ArgumentTypeError(f"{item!r} is not method.key=value")
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        changes.setdefault(method, {})[key.strip()] = value
+        changes.setdefault(method, {})[key.strip()] = literal_or_text(raw)
+    return changes
+
+
+def parse_audio_augment(text: str) -> dict[str, object]:
+    """'freq_masks=2,resize_crop=True' -> {'freq_masks': 2, 'resize_crop': True}: keyword arguments of
+    :func:`avssl.media.augment.presets.audio_augment` (whether they exist is the preset's to say)."""
+    changes: dict[str, object] = {}
+    for item, key, raw in assignments(text):
+        if not (key and raw):
+            raise argparse.ArgumentTypeError(f"{item!r} is not key=value")
+        changes[key] = literal_or_text(raw)
     return changes
 
 
@@ -184,6 +217,8 @@ def rerun_command(args: argparse.Namespace) -> str:
             parts.extend(f'{flag} "{name}={value!r}"' for name, value in value)
         elif key == "method_kwargs":
             parts.append(f"{flag} " + ",".join(f"{m}.{k}={v}" for m, kv in value.items() for k, v in kv.items()))
+        elif key == "audio_augment":
+            parts.append(f'{flag} "' + ",".join(f"{k}={v!r}" for k, v in value.items()) + '"')
         elif isinstance(value, dict):
             parts.append(f"{flag} " + ",".join(f"{k}={v:g}" for k, v in value.items()))
         else:
@@ -227,6 +262,12 @@ def apply_benchmark_video_settings(cfg, args: argparse.Namespace) -> None:
         cfg.method.video_encoder_kwargs["pool"] = args.video_pool
 
 
+def apply_benchmark_audio_settings(cfg, args: argparse.Namespace) -> None:
+    """--audio-augment on the main audio view of every method that has one (not VICReg-V)."""
+    if args.audio_augment and get_view_recipe(cfg.data.recipe).audio is not None:
+        cfg.data.audio_augment_overrides.update(args.audio_augment)
+
+
 def main() -> int:
     args = parse_args()
     torch.set_num_threads(max(args.workers, 1))
@@ -262,6 +303,7 @@ def main() -> int:
                                  precision=args.precision)
         cfg.data.num_workers = args.loader_workers
         apply_benchmark_video_settings(cfg, args)
+        apply_benchmark_audio_settings(cfg, args)
         # The budget alone ends every run: the configs' max_epochs (5 for XKD, 6 for XDC, 20 for the
         # others) would otherwise stop some methods early once --minutes is longer than a few minutes.
         cfg.trainer.max_epochs = None

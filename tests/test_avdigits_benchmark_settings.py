@@ -11,7 +11,7 @@ import torch
 
 from avssl.data.recipe_overrides import build_recipe
 from avssl.demo.run import pretraining_config
-from avssl.media.augment.presets import get_video_augment
+from avssl.media.augment.presets import get_audio_augment, get_video_augment
 from avssl.train.runner import build_method
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "avdigits.py"
@@ -187,3 +187,28 @@ def test_random_features_views_take_the_colour_out_and_keep_the_ink():
     assert all(torch.equal(a, b) for a, b in zip(colour.encoder.parameters(), encoder.encoder.parameters()))
     with pytest.raises(ValueError, match="view must be one of"):
         script.InputView(colour.encoder, "sepia")
+
+
+def test_audio_augment_changes_parse_reach_every_audio_view_and_rerun(avdigits_script, tmp_path):
+    parsed = avdigits_script.parse_audio_augment("freq_masks=2, resize_crop=True, resize_crop_scale=(0.8, 1.2)")
+    assert parsed == {"freq_masks": 2, "resize_crop": True, "resize_crop_scale": (0.8, 1.2)}
+    for bad in ("freq_masks", "=2", "freq_masks="):
+        with pytest.raises(argparse.ArgumentTypeError, match="key=value"):
+            avdigits_script.parse_audio_augment(bad)
+    args = argparse.Namespace(audio_augment=parsed)
+    for method in ("xdc", "vicreg_video"):
+        cfg = pretraining_config(method, tmp_path / "train.csv", tmp_path / method, progress=False)
+        avdigits_script.apply_benchmark_audio_settings(cfg, args)
+        recipe = build_recipe(cfg.data)
+        if recipe.audio is None:  # VICReg-V has no sound: nothing to change, and no error
+            assert cfg.data.audio_augment_overrides == {}
+            continue
+        overrides = dict(recipe.audio.augment_overrides)
+        assert overrides["freq_masks"] == 2 and overrides["resize_crop_scale"] == (0.8, 1.2)
+        pipeline = get_audio_augment(recipe.audio.augment, **overrides)
+        steps = [type(step).__name__ for step in pipeline.spectrogram.transforms]
+        assert steps == ["FrequencyMask", "SpectrogramRandomResizeCrop"]
+    rerun = argparse.Namespace(methods="xdc", audio_augment=parsed)
+    assert avdigits_script.rerun_command(rerun) == (
+        'python benchmarks/avdigits.py --methods xdc '
+        '--audio-augment "freq_masks=2,resize_crop=True,resize_crop_scale=(0.8, 1.2)"')
