@@ -18,7 +18,12 @@ import torch.nn.functional as F
 from avssl.methods import distributed
 from avssl.methods.cma import AVIDCMA
 from avssl.methods.memory_bank import MemoryBank, UniformNegatives, skip_excluded
-from avssl.methods.memory_contrast import HardNegativeMixing, mix_hard_negatives, rince_q_schedule
+from avssl.methods.memory_contrast import (
+    HardNegativeMixing,
+    mix_hard_negatives,
+    rince_q_schedule,
+    single_visit_warning,
+)
 from avssl.methods.registry import create_method, list_methods, method_factory, register_method
 from avssl.methods.xid import XID, XIDCriterion
 from avssl.models.heads import ProjectionHead
@@ -321,6 +326,14 @@ def test_cma_from_official_avid_checkpoint() -> None:
     for key, value in state.items():
         if key in own and not key.startswith("criterion.rince") and key != "criterion.epoch":
             assert torch.equal(own[key], value), key
+
+
+def test_single_visit_warning_names_memory_bank_methods_only() -> None:
+    for method in (make_xid(), make_cma()):
+        message = single_visit_warning(method, repeats=1)
+        assert message is not None and type(method).__name__ in message and "data.repeats is 1" in message
+        assert single_visit_warning(method, repeats=10) is None
+    assert single_visit_warning(ProjectionHead(8, (8, 4)), repeats=1) is None  # no memory bank
 
 
 def test_cma_rejects_unknown_init() -> None:

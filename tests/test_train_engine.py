@@ -56,12 +56,13 @@ def corpus(tmp_path_factory) -> Path:
 
 
 def demo_config(config: Path, corpus: Path, out: Path, *overrides: str, manifest: str = "manifest.csv") -> PretrainConfig:
-    """A demo config shrunk to a few batches of two samples on the test corpus."""
+    """A demo config shrunk to a few batches of two samples on the test corpus, one visit of every
+    file per epoch (the step counts below assume it)."""
     cfg = parse_config([
         "--config", str(config), "--data.manifest", str(corpus / manifest), "--trainer.output_dir", str(out),
         "--data.batch_size", "2", "--data.num_workers", "0", "--trainer.max_steps", "2",
         "--trainer.progress_bar", "false", "--trainer.log_every_n_steps", "1", "--trainer.resume", "null",
-        *overrides,
+        "--data.repeats", "1", *overrides,
     ])
     # The demos size memory banks and clusterings for the 1,000-clip corpus; this one has 16 clips.
     for key in ("num_negatives", "num_negatives_within", "pos_k", "num_clusters_video", "num_clusters_audio",
@@ -169,7 +170,8 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(corpus, tmp_pa
 def test_corrupt_file_is_skipped_and_reported(corpus, tmp_path):
     cfg = demo_config(CONFIGS / "avid" / "demo_cpu.yaml", corpus, tmp_path, "--trainer.max_steps", "-1",
                       "--trainer.max_epochs", "1", "--trainer.loggers", "[]", manifest="manifest_corrupt.csv")
-    result = run_pretraining(cfg)
+    with pytest.warns(UserWarning, match=r"XID keeps memory banks but data.repeats is 1"):
+        result = run_pretraining(cfg)
     assert result.global_step == 2  # one epoch: the 4 rows in 2 batches; the corrupt one is replaced
     bad = str(corpus / "corrupt.mp4")
     assert dict(result.skipped.counts) == {bad: 1}
@@ -266,7 +268,7 @@ def test_two_process_ddp_on_cpu_ends_with_identical_weights(corpus, tmp_path):
                "--trainer.output_dir", str(out), "--trainer.max_steps", "2", "--data.batch_size", "2",
                "--data.num_workers", "0", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
                "--trainer.progress_bar", "false", "--trainer.loggers", "[]", "--trainer.resume", "null",
-               "--method.kwargs", '{"proj_dims": [32, 32, 16], "num_negatives": 2}']
+               "--data.repeats", "1", "--method.kwargs", '{"proj_dims": [32, 32, 16], "num_negatives": 2}']
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
                str(script), str(tmp_path), *options]

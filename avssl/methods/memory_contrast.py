@@ -32,6 +32,7 @@ __all__ = [
     "MemoryContrast",
     "mix_hard_negatives",
     "rince_q_schedule",
+    "single_visit_warning",
 ]
 
 LOSS_KINDS = ("nce", "infonce", "rince")
@@ -117,6 +118,27 @@ def rince_q_schedule(epoch: int, q_start: float, q_end: float, num_epochs: int) 
     if num_epochs <= 1:
         return q_start
     return q_start + min(epoch, num_epochs - 1) * (q_end - q_start) / (num_epochs - 1)
+
+
+def single_visit_warning(method: nn.Module, repeats: int) -> str | None:
+    """Why ``method`` should see every file more than once per epoch; ``None`` when that is moot.
+
+    With ``repeats == 1`` an epoch is one permutation of the files, so when an instance comes up
+    its bank rows are older than those of every instance already visited in the epoch: the
+    positive is never among the freshest rows. The loss can then fall by telling fresh rows from
+    stale ones rather than one clip from another, and the embeddings collapse onto a few
+    directions (AV-Digits, docs/benchmarks.md: a loss that falls within every epoch and jumps back
+    at its start; bank rows 0.98 aligned after 51 epochs). AVID and AV-SSRL visit every video 10
+    or 5 times per epoch (their loaders' ``clips_per_video``), at random places.
+    """
+    if repeats > 1 or not any(isinstance(module, MemoryContrast) for module in method.modules()):
+        return None
+    return (
+        f"{type(method).__name__} keeps memory banks but data.repeats is {repeats}: every file is "
+        "visited once per epoch, so an instance's own bank row is always older than the rows of the "
+        "files already visited, and the loss can learn that age instead of the content (a collapse on "
+        "small corpora). Set data.repeats to 5-10, as the original loaders' clips_per_video."
+    )
 
 
 class MemoryContrast(nn.Module):

@@ -8,6 +8,7 @@ if asked, trains, and writes the outputs listed in docs/pretraining.md.
 from __future__ import annotations
 
 import inspect
+import warnings
 from datetime import timedelta
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from avssl.data.datasets import SkipCounter
 from avssl.data.manifest import Manifest
 from avssl.data.recipe_overrides import record_trained_input_specs
 from avssl.methods import registry as method_registry
+from avssl.methods.memory_contrast import single_visit_warning
 from avssl.models.registry import create_encoder
 from avssl.train.checkpointing import PeriodicCheckpoint, export_final, resolve_resume
 from avssl.train.config import MethodConfig, PretrainConfig, TrainerConfig, config_to_yaml
@@ -133,6 +135,9 @@ def run_pretraining(config: PretrainConfig, callbacks: Sequence[L.Callback] = ()
     manifest = Manifest.read(config.data.manifest)
     L.seed_everything(config.seed, verbose=False)  # identical initial weights on every rank
     method = build_method(config.method, num_items=len(manifest))
+    advice = single_visit_warning(method, config.data.repeats)
+    if advice is not None:
+        warnings.warn(advice, stacklevel=2)
     if config.trainer.channels_last:
         convolutions_to_channels_last(method)
     data = PretrainingData(config.data, manifest, weights_fn=getattr(method, "sample_weights", None))
