@@ -93,8 +93,9 @@ def parse_args() -> argparse.Namespace:
                              "a digit is a small object that such crops mostly cut out)")
     parser.add_argument("--video-augment", choices=("crops", "method"), default="crops",
                         help="crops: crops and flips only, for every method (colour jitter, grayscale, blur and "
-                             "cutout keep a small 3-D CNN at chance for the whole CPU budget); method: each "
-                             "method's own video augmentation")
+                             "cutout kept the small 3-D CNNs at chance in 3-minute runs); method: each "
+                             "method's own video augmentation (xID's colour jitter lets its video learn the "
+                             "digits in 20 minutes, docs/benchmarks.md)")
     parser.add_argument("--video-pool", choices=("avg", "max", "method"), default="avg",
                         help="global pooling of the small R(2+1)D (avg learns the digits faster than AVID's max)")
     parser.add_argument("--lr", type=parse_learning_rates, default={},
