@@ -128,8 +128,9 @@ def single_visit_warning(method: nn.Module, repeats: int) -> str | None:
     positive is never among the freshest rows. The loss can then fall by telling fresh rows from
     stale ones rather than one clip from another, and the embeddings collapse onto a few
     directions (AV-Digits, docs/benchmarks.md: a loss that falls within every epoch and jumps back
-    at its start; the mean of the unit bank rows of norm 0.98 after 43 epochs). AVID and AV-SSRL visit every video 10
-    or 5 times per epoch (their loaders' ``clips_per_video``), at random places.
+    at its start; after 43 epochs the mean of the unit bank rows has norm 0.98). AVID and AV-SSRL
+    visit every video 10 or 5 times per epoch (their loaders' ``clips_per_video``), at random
+    places.
     """
     if repeats > 1 or not any(isinstance(module, MemoryContrast) for module in method.modules()):
         return None
