@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import json
 import math
 import shutil
@@ -62,6 +63,7 @@ from avssl.demo.methods import DEMO_CONFIGS
 from avssl.demo.run import evaluate_methods, pretraining_config
 from avssl.evaluate.cca import shared_signal_scores
 from avssl.evaluate.frozen_suite import format_table, pairing_recall
+from avssl.train.config import MethodConfig
 from avssl.train.runner import build_method, run_pretraining
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -227,6 +229,16 @@ def rerun_command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
+def random_initialisation(spec: MethodConfig, num_items: int, *, seed: int) -> torch.nn.Module:
+    """The method ``spec`` builds, at random initialisation: a method started from another's weights
+    (AVID-CMA's ``init_from``, a trained xID) is compared with its architecture untrained, not with
+    the weights it started from."""
+    untrained = copy.deepcopy(spec)
+    untrained.kwargs.pop("init_from", None)
+    torch.manual_seed(seed)
+    return build_method(untrained, num_items)
+
+
 def probe_gains(trained: dict[str, float], random: dict[str, float]) -> dict[str, float]:
     """Linear-probe points gained over the same architecture at random initialisation (nan: no such modality)."""
     return {gain: trained[f"{modality}_probe"] - random[f"{modality}_probe"]
@@ -318,8 +330,7 @@ def main() -> int:
                          "lr": cfg.optimizer.lr, "method_kwargs": args.method_kwargs.get(method, {})}
 
         def random_init() -> torch.nn.Module:
-            torch.manual_seed(args.seed + 1)
-            return build_method(cfg.method, len(train))
+            return random_initialisation(cfg.method, len(train), seed=args.seed + 1)
 
         # The trained encoders and the random initialisations of the same architecture read the same
         # inputs: one evaluation decodes the corpus once for all of them.

@@ -212,3 +212,23 @@ def test_audio_augment_changes_parse_reach_every_audio_view_and_rerun(avdigits_s
     assert avdigits_script.rerun_command(rerun) == (
         'python benchmarks/avdigits.py --methods xdc '
         '--audio-augment "freq_masks=2,resize_crop=True,resize_crop_scale=(0.8, 1.2)"')
+
+
+def test_random_initialisation_leaves_out_the_weights_a_method_starts_from(avdigits_script, tmp_path):
+    xid_cfg = pretraining_config("xid", tmp_path / "train.csv", tmp_path / "xid", progress=False)
+    torch.manual_seed(3)
+    xid = build_method(xid_cfg.method, 300)
+    torch.save(xid.state_dict(), tmp_path / "xid.pt")
+    cma_cfg = pretraining_config("avid_cma", tmp_path / "train.csv", tmp_path / "cma", progress=False)
+    cma_cfg.method.kwargs["init_from"] = str(tmp_path / "xid.pt")
+
+    def first_video_weight(model) -> torch.Tensor:
+        return next(model.video_encoder.parameters())
+
+    started = build_method(cma_cfg.method, 300)
+    assert torch.equal(first_video_weight(started), first_video_weight(xid))
+    untrained = avdigits_script.random_initialisation(cma_cfg.method, 300, seed=1)
+    assert not torch.allclose(first_video_weight(untrained), first_video_weight(xid))
+    assert cma_cfg.method.kwargs["init_from"] == str(tmp_path / "xid.pt")  # the run's own config is untouched
+    again = avdigits_script.random_initialisation(cma_cfg.method, 300, seed=1)
+    assert torch.equal(first_video_weight(again), first_video_weight(untrained))
