@@ -20,6 +20,7 @@ from avssl.media.augment import (
     FrequencyMask,
     GaussianBlur,
     Normalize,
+    RandomColouredNoise,
     RandomGain,
     RandomGrayscale,
     RandomHorizontalFlip,
@@ -406,6 +407,45 @@ def test_gain_multiplies_each_waveform_by_one_factor_in_range():
     assert factors.min() >= 0.7 and factors.max() <= 1.0
     torch.testing.assert_close(gain.apply_params(waves, factors), waves * factors.float().view(-1, 1, 1))
     assert RandomGain.from_volume(0.2).gain == (0.8, 1.2)
+
+
+def test_coloured_noise_is_added_at_the_drawn_snr_with_the_drawn_spectral_slope():
+    noise = RandomColouredNoise(snr_db=(-5.0, 15.0), exponent=(0.0, 2.0))
+    waves = torch.randn(6, 16000, generator=seeded()) * torch.linspace(0.1, 2.0, 6).unsqueeze(1)
+    params = noise.sample_params(waves.shape, seeded(1))
+    added = noise.apply_params(waves, params) - waves
+    snr = 20 * torch.log10(waves.pow(2).mean(1).sqrt() / added.pow(2).mean(1).sqrt())
+    torch.testing.assert_close(snr, params["snr_db"].float(), atol=1e-3, rtol=0)
+    # Power ∝ 1/f^β: the slope of log power against log frequency (averaged in octave-wide bands) is −β.
+    power = torch.fft.rfft(added, dim=1).abs().pow(2)
+    edges = [2**k for k in range(3, 13)]
+    centres = torch.tensor([math.log((a * b) ** 0.5) for a, b in zip(edges[:-1], edges[1:])])
+    for row, beta in zip(power, params["exponent"].float()):
+        band_power = torch.stack([row[a:b].mean().log() for a, b in zip(edges[:-1], edges[1:])])
+        slope = torch.linalg.lstsq(torch.stack([centres, torch.ones_like(centres)], 1), band_power.unsqueeze(1))
+        assert abs(slope.solution[0, 0] + beta) < 0.1
+
+
+def test_coloured_noise_respects_p_channels_silence_and_the_seed():
+    waves = torch.randn(8, 2, 4000, generator=seeded())
+    assert torch.equal(RandomColouredNoise(p=0.0)(waves, seeded(1)), waves)
+    noisy = RandomColouredNoise((0.0, 0.0))(waves, seeded(1))
+    added = noisy - waves
+    torch.testing.assert_close(added[:, 0], added[:, 1])  # one noise for all channels of a waveform
+    assert not torch.allclose(added[0, 0], added[1, 0])  # drawn per waveform
+    assert torch.equal(noisy, RandomColouredNoise((0.0, 0.0))(waves, seeded(1)))
+    assert torch.equal(RandomColouredNoise()(torch.zeros(2, 100), seeded(2)), torch.zeros(2, 100))
+    with pytest.raises(ValueError, match="exponent"):
+        RandomColouredNoise(exponent=(-1.0, 1.0))
+
+
+def test_audio_augment_adds_the_noise_only_when_asked():
+    plain = get_audio_augment("avid_pretrain_audio").waveform.transforms
+    assert not any(isinstance(t, RandomColouredNoise) for t in plain)
+    augment = get_audio_augment("avid_pretrain_audio", noise_snr_db=(0.0, 10.0), noise_exponent=(1.0, 1.0))
+    steps = augment.waveform.transforms
+    assert isinstance(steps[0], RandomGain) and isinstance(steps[-1], RandomColouredNoise)
+    assert steps[-1].snr_db == (0.0, 10.0) and steps[-1].exponent == (1.0, 1.0)
 
 
 def distinct_spectrograms(batch: int = 2, freqs: int = 40, frames: int = 101) -> torch.Tensor:

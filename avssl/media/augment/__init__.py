@@ -47,7 +47,7 @@ from .video_geometry import (
     ThreeCrop,
     resized_crop,
 )
-from .waveform import RandomGain
+from .waveform import RandomColouredNoise, RandomGain
 
 __all__ = [
     "AudioAugment",
@@ -61,6 +61,7 @@ __all__ = [
     "FrequencyMask",
     "GaussianBlur",
     "Normalize",
+    "RandomColouredNoise",
     "RandomGain",
     "RandomGrayscale",
     "RandomHorizontalFlip",

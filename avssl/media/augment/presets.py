@@ -30,7 +30,7 @@ from .video_blur import GaussianBlur
 from .video_color import ColorJitter, Normalize, RandomGrayscale
 from .video_cutout import Cutout
 from .video_geometry import CenterCrop, RandomHorizontalFlip, RandomResizedCrop, ResizeShortSide, ThreeCrop
-from .waveform import RandomGain
+from .waveform import RandomColouredNoise, RandomGain
 
 # Evaluation resizes the short side to size / 0.875 before the centre crop (224 → 256, 112 → 128).
 EVAL_CROP_FRACTION = 0.875
@@ -128,10 +128,15 @@ def audio_augment(
     variable_masking: bool = False,
     resize_crop: bool = False,
     resize_crop_scale: Sequence[float] = (0.6, 1.5),
+    noise_snr_db: Sequence[float] | None = None,
+    noise_exponent: Sequence[float] = (0.0, 2.0),
 ) -> AudioAugment:
-    """Waveform: gain × U(``gain``). Spectrogram: time warp → frequency masks → time masks →
-    [AV-SSRL variable masking] → BYOL-A random resize crop (the CrissCross order, §2.5)."""
+    """Waveform: gain × U(``gain``) → [coloured noise at SNR ~ U(``noise_snr_db``) dB, power ∝ 1/f^β with
+    β ~ U(``noise_exponent``); in no method's recipe, off unless ``noise_snr_db`` is given].
+    Spectrogram: time warp → frequency masks → time masks → [AV-SSRL variable masking] → BYOL-A random resize crop (the CrissCross order, §2.5)."""
     waveform_steps: list[BatchTransform] = [] if gain is None else [RandomGain(gain)]
+    if noise_snr_db is not None:
+        waveform_steps.append(RandomColouredNoise(noise_snr_db, noise_exponent))
     spectrogram_steps: list[BatchTransform] = []
     if time_warp > 0:
         spectrogram_steps.append(TimeWarp(time_warp))
