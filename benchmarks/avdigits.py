@@ -21,6 +21,8 @@ reference (the small encoders on XDC's inputs, trained with the labels for the s
     python benchmarks/avdigits.py --methods xid,vicreg --lr xid=3e-3,vicreg=3e-3
     python benchmarks/avdigits.py --methods xid --method-kwargs xid.loss=infonce --no-supervised
     python benchmarks/avdigits.py --methods xdc --audio-augment "freq_masks=2,time_masks=2,resize_crop=True"
+    python benchmarks/avdigits.py --methods xid --minutes 20 --max-steps 80000 --no-supervised \
+        --video-augment method --audio-augment "noise_snr_db=(10.0,25.0)"   # xID's best (docs/benchmarks.md)
     python benchmarks/avdigits.py --methods xid,xdc --minutes 4 --max-steps 20000 \
         --accelerator gpu --precision bf16-mixed --loader-workers 6 --workers 14      # one GPU, 16 cores
 
