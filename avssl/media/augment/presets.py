@@ -133,7 +133,8 @@ def audio_augment(
 ) -> AudioAugment:
     """Waveform: gain × U(``gain``) → [coloured noise at SNR ~ U(``noise_snr_db``) dB, power ∝ 1/f^β with
     β ~ U(``noise_exponent``); in no method's recipe, off unless ``noise_snr_db`` is given].
-    Spectrogram: time warp → frequency masks → time masks → [AV-SSRL variable masking] → BYOL-A random resize crop (the CrissCross order, §2.5)."""
+    Spectrogram: time warp → frequency masks → time masks → [AV-SSRL variable masking] → BYOL-A random
+    resize crop (the CrissCross order, §2.5)."""
     waveform_steps: list[BatchTransform] = [] if gain is None else [RandomGain(gain)]
     if noise_snr_db is not None:
         waveform_steps.append(RandomColouredNoise(noise_snr_db, noise_exponent))
