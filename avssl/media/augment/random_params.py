@@ -25,6 +25,12 @@ def uniform(
     return (low + (high - low) * u).cpu()
 
 
+def gaussian(size: int | tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+    """Float32 CPU tensor of ``size`` with entries ~ N(0, 1) (e.g. white noise to be shaped)."""
+    size = (size,) if isinstance(size, int) else size
+    return torch.randn(size, generator=generator, device=_device_of(generator)).cpu()
+
+
 def random_index(upper: Tensor, generator: torch.Generator | None) -> Tensor:
     """Int64 CPU tensor shaped like ``upper`` with entries ~ U{0, ..., upper - 1} (each ``upper`` ≥ 1)."""
     upper = upper.to(torch.int64).cpu()

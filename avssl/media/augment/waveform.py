@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .random_params import coin_flips, uniform
+from .random_params import coin_flips, gaussian, uniform
 from .transform import WaveformTransform, check_interval, check_probability
 
 
@@ -65,13 +65,12 @@ class RandomColouredNoise(WaveformTransform):
         """``snr_db``, ``exponent`` (float64 ``[B]``), ``apply`` (bool ``[B]``) and ``white``
         (float32 ``[B, N]``, the Gaussian noise before shaping)."""
         batch, length = shape[0], shape[-1]
-        device = torch.device("cpu") if generator is None else generator.device
-        white = torch.randn((batch, length), generator=generator, device=device)
+        white = gaussian((batch, length), generator)
         return {
             "snr_db": uniform(batch, *self.snr_db, generator),
             "exponent": uniform(batch, *self.exponent, generator),
             "apply": coin_flips(batch, self.p, generator),
-            "white": white.cpu(),
+            "white": white,
         }
 
     def apply_params(self, waveforms: Tensor, params: dict[str, Tensor]) -> Tensor:
